@@ -1,0 +1,2 @@
+// TEMPORARY stub, replaced by the .npy reader.
+#include "hisa/workload.h"
