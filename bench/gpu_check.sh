@@ -1,0 +1,41 @@
+#!/bin/bash
+# Runs on a machine with a Hopper GPU: the GPU tests, compute-sanitizer on a small suite, and the
+# benchmark sweep; logs go to $OUT (or ./gpu_check_out), a short table is printed last.
+#
+#   bench/gpu_check.sh [DIR]   DIR holds hisa_cuda_tests, hisa and their shared libraries
+#                              (default .devbin, filled by bench/stage_device.sh)
+set -u
+BIN=${1:-.devbin}
+OUT=${OUT:-gpu_check_out}
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH="$BIN:${LD_LIBRARY_PATH:-}"
+summary=()
+note() { summary+=("$1"); }
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/device.txt"
+
+# 1. GPU tests.
+if [ -x "$BIN/hisa_cuda_tests" ]; then
+  timeout ${TEST_TIMEOUT:-300} "$BIN/hisa_cuda_tests" ${GTEST_ARGS:-} 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[ *(OK|FAILED|SKIPPED|PASSED|measure) *\]|Failure|error" | head -60
+  note "gpu tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \]' "$OUT/gpu_tests.log" | tr '\n' ' ')"
+fi
+
+# 2. compute-sanitizer on a small suite (memcheck and racecheck).
+if [ "${SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; then
+  filter='Cuda.FlatPrefillEdgeRows*:Cuda.HisaPrefill*:Cuda.PooledKeys*:Cuda.BadIndices*'
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool $tool --error-exitcode 9 "$BIN/hisa_cuda_tests" --gtest_filter="$filter" \
+      > "$OUT/sanitizer_$tool.log" 2>&1
+    note "compute-sanitizer $tool: exit $? ($(grep -E 'ERROR SUMMARY' "$OUT/sanitizer_$tool.log" | tail -1))"
+  done
+fi
+
+# 3. Benchmarks.
+if [ "${SKIP_BENCH:-0}" != 1 ] && [ -x "$BIN/hisa" ]; then
+  "$BIN/hisa" bench --backend cuda ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.txt"
+  "$BIN/hisa" bench --backend cuda --json ${BENCH_ARGS:-} > "$OUT/bench.json" 2>/dev/null
+fi
+
+echo
+echo "==== summary ===="
+for line in "${summary[@]}"; do echo "$line"; done

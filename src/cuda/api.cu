@@ -1,0 +1,691 @@
+// The CUDA backend's entry points (cuda/api.h): checks what this backend supports, validates the
+// device-resident index arrays on the host (RunOptions::check_indices), then runs
+//   flat:  prepare ranges -> score kernel -> top-k kernel            (in query chunks that keep
+//          the scores buffer within RunOptions::workspace_limit_bytes)
+//   HISA:  prepare -> score pooled keys -> top-(m-2) blocks -> score the selected blocks' keys
+//          -> top-k
+#include <algorithm>
+#include <vector>
+
+#include "core/check.h"
+#include "core/validate.h"
+#include "cuda/api.h"
+#include "cuda/common.h"
+#include "cuda/pool.h"
+#include "cuda/prepare.h"
+#include "cuda/score.h"
+#include "cuda/tma.h"
+#include "cuda/topk.h"
+
+namespace hisa::cuda {
+namespace {
+
+constexpr int kHeadDim = 128;
+constexpr int kMaxTopk = 4096;
+
+Status CheckSupport(const IndexerConfig& cfg, bool hisa) {
+  if (cfg.q_dtype != DType::kFp8E4M3 || cfg.k_dtype != DType::kFp8E4M3) {
+    return core::Unsupported("backend = cuda: q_dtype = {}, k_dtype = {}: only FP8 E4M3 queries "
+                             "and keys are supported on the GPU",
+                             DTypeName(cfg.q_dtype), DTypeName(cfg.k_dtype));
+  }
+  if (cfg.head_dim != kHeadDim) {
+    return core::Unsupported("backend = cuda: head_dim = {}: only 128 is supported",
+                             cfg.head_dim);
+  }
+  if (cfg.num_heads != 32 && cfg.num_heads != 64 && cfg.num_heads != 128) {
+    return core::Unsupported("backend = cuda: num_heads = {}: 32, 64 or 128 are supported",
+                             cfg.num_heads);
+  }
+  if (cfg.top_k > kMaxTopk) {
+    return core::Unsupported("backend = cuda: top_k = {} exceeds {}", cfg.top_k, kMaxTopk);
+  }
+  if (hisa) {
+    if (cfg.block_size % 64 != 0) {
+      return core::Unsupported("backend = cuda: block_size = {} must be a multiple of 64",
+                               cfg.block_size);
+    }
+    if (cfg.block_budget > kMaxTopk) {
+      return core::Unsupported("backend = cuda: block_budget = {} exceeds {}", cfg.block_budget,
+                               kMaxTopk);
+    }
+  }
+  return {};
+}
+
+Status CheckAligned(const void* ptr, const char* name) {
+  if (reinterpret_cast<uintptr_t>(ptr) % 16 != 0) {
+    return core::Invalid("{} = {} is not 16-byte aligned (the GPU copies it in bulk)", name, ptr);
+  }
+  return {};
+}
+
+Status CheckPageSize(int32_t page_size) {
+  if (page_size > 64 && page_size % 64 != 0) {
+    return core::Unsupported("backend = cuda: page_size = {} must be 16, 32, 64 or a multiple of 64",
+                             page_size);
+  }
+  return {};
+}
+
+int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// Fills an output with -1 (indices) / NaN (scores): every byte 0xFF.
+Status FillEmpty(void* ptr, size_t bytes, cudaStream_t stream) {
+  if (ptr == nullptr || bytes == 0) return {};
+  HISA_CUDA_RETURN(cudaMemsetAsync(ptr, 0xFF, bytes, stream));
+  return {};
+}
+
+// Key segments per group so that at least ~2 items per SM exist, each of >= 4 tiles of 256.
+int Segments(int64_t groups, int64_t max_len, int sm_count) {
+  if (groups <= 0) return 1;
+  const int64_t wanted = (2 * sm_count + groups - 1) / groups;
+  const int64_t cap = std::max<int64_t>(1, max_len / 1024);
+  return static_cast<int>(std::clamp<int64_t>(wanted, 1, cap));
+}
+
+// Largest group (queries per CTA) that divides next_n and fits 128 / H.
+int DecodeGroup(int heads, int next_n) {
+  for (int g = 128 / heads; g > 1; --g) {
+    if (next_n % g == 0) return g;
+  }
+  return 1;
+}
+
+Status CopyIndices(const int32_t* device, int64_t count, std::vector<int32_t>* host,
+                   cudaStream_t stream) {
+  host->resize(static_cast<size_t>(count));
+  return CopyToHost(device, count * sizeof(int32_t), host->data(), stream);
+}
+
+// Host copies of a paged batch's index arrays, validated.
+Status ValidatePagedOnHost(const IndexerConfig& cfg, const PagedKeys& cache,
+                           const PagedSequences& seqs, int32_t min_len, cudaStream_t stream,
+                           std::vector<int32_t>* lens, int32_t* max_len) {
+  std::vector<int32_t> table;
+  HISA_RETURN_IF_ERROR(CopyIndices(seqs.context_lens, seqs.num_seqs, lens, stream));
+  HISA_RETURN_IF_ERROR(CopyIndices(seqs.block_table,
+                                   int64_t{seqs.num_seqs} * seqs.max_pages_per_seq, &table,
+                                   stream));
+  PagedSequences host = seqs;
+  host.context_lens = lens->data();
+  host.block_table = table.data();
+  HISA_RETURN_IF_ERROR(core::ValidatePaged(cfg, cache, host, min_len, true));
+  *max_len = 0;
+  for (int32_t len : *lens) *max_len = std::max(*max_len, len);
+  return {};
+}
+
+struct Ranges {
+  QueryRanges r;
+  Status Allocate(Scratch& scratch, int64_t n) {
+    HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r.lo));
+    HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r.hi));
+    HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r.base));
+    HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r.length));
+    HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r.own));
+    return {};
+  }
+};
+
+void ReportWorkspace(const RunOptions& opts, const Scratch& scratch) {
+  if (opts.workspace_bytes) *opts.workspace_bytes = scratch.bytes();
+}
+
+// ---- The two-kernel flat pipeline over query chunks ---------------------------------------------
+
+struct FlatJob {
+  const IndexerConfig* cfg;
+  const void* q;      // [T, H, 128]
+  const float* w;     // [T, H]
+  int32_t num_queries;
+  QueryRanges ranges;  // lo/hi/base filled
+  int32_t max_len;
+  ScoreParams score;   // key fields filled (layout, kscale, paging)
+  CUtensorMap k_map;
+  int32_t group;
+  // output
+  TopkOutput output;
+  const TopkOutputs* out;
+  const RunOptions* opts;
+  const int32_t* add;  // kIndex offsets (absolute prefill) or null
+  TopkParams topk;     // paging fields filled for kPagedRow
+};
+
+Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
+  const IndexerConfig& cfg = *job.cfg;
+  DeviceInfo device;
+  HISA_RETURN_IF_ERROR(CurrentDevice(&device));
+  const int64_t stride = RoundUp(std::max<int32_t>(job.max_len, 1), 4);
+  const int64_t budget = static_cast<int64_t>(job.opts->workspace_limit_bytes);
+  int64_t chunk = std::max<int64_t>(job.group, budget / (stride * 4));
+  chunk = std::min<int64_t>(chunk / job.group * job.group, job.num_queries);
+  chunk = std::max<int64_t>(chunk, std::min<int64_t>(job.group, job.num_queries));
+  float* scores = nullptr;
+  HISA_RETURN_IF_ERROR(scratch.Allocate(chunk * stride, &scores));
+  for (int64_t t0 = 0; t0 < job.num_queries; t0 += chunk) {
+    const int32_t tc = static_cast<int32_t>(std::min<int64_t>(chunk, job.num_queries - t0));
+    CUtensorMap q_map;
+    HISA_RETURN_IF_ERROR(MakeRowMap(
+        &q_map, static_cast<const uint8_t*>(job.q) + t0 * cfg.num_heads * kHeadDim,
+        int64_t{tc} * cfg.num_heads, kHeadDim, kQueryRowsPerCta));
+    ScoreParams sp = job.score;
+    sp.w = job.w + t0 * cfg.num_heads;
+    sp.num_queries = tc;
+    sp.group_size = job.group;
+    sp.segments = Segments((tc + job.group - 1) / job.group, job.max_len, device.sm_count);
+    sp.lo = job.ranges.lo + t0;
+    sp.hi = job.ranges.hi + t0;
+    sp.scores = scores;
+    sp.score_stride = stride;
+    // Paged layouts find the sequence of a query from its index: keep chunks sequence-aligned.
+    sp.block_table = job.score.block_table
+                         ? job.score.block_table + (t0 / sp.next_n) * int64_t{sp.bt_stride}
+                         : nullptr;
+    HISA_RETURN_IF_ERROR(LaunchScore(cfg.num_heads, sp, q_map, job.k_map, stream));
+
+    TopkParams tp = job.topk;
+    tp.scores = scores;
+    tp.stride = stride;
+    tp.lo = job.ranges.lo + t0;
+    tp.hi = job.ranges.hi + t0;
+    tp.rows = tc;
+    tp.k = cfg.top_k;
+    tp.output = job.output;
+    tp.out = job.out->indices + t0 * cfg.top_k;
+    tp.out_stride = cfg.top_k;
+    tp.out_scores = job.out->scores ? job.out->scores + t0 * cfg.top_k : nullptr;
+    tp.sort_by_score = job.opts->sorted;
+    tp.add = job.add ? job.add + t0 : nullptr;
+    tp.block_table =
+        job.topk.block_table ? job.topk.block_table + (t0 / tp.next_n) * int64_t{tp.bt_stride}
+                             : nullptr;
+    HISA_RETURN_IF_ERROR(LaunchTopk(tp, stream));
+  }
+  return {};
+}
+
+// ---- HISA pipeline --------------------------------------------------------------------------------
+
+struct HisaJob {
+  const IndexerConfig* cfg;
+  const void* q;
+  const float* w;
+  int32_t num_queries;
+  QueryRanges ranges;       // lo/hi/base/length filled (flat ranges)
+  bool paged;
+  int32_t group;            // stage-1 queries per CTA
+  ScoreParams keys;         // stage-2 key fields (paging, kscale, rows)
+  CUtensorMap k_map;        // keys, box of min(P, 64) rows (or 64)
+  ScoreParams pooled_keys;  // stage-1 key fields
+  CUtensorMap pooled_map;
+  const TopkOutputs* out;
+  const RunOptions* opts;
+  int32_t max_len;
+};
+
+Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
+  const IndexerConfig& cfg = *job.cfg;
+  DeviceInfo device;
+  HISA_RETURN_IF_ERROR(CurrentDevice(&device));
+  const int32_t T = job.num_queries;
+  const int32_t B = cfg.block_size, m = cfg.block_budget;
+  const int32_t max_blocks = std::max<int32_t>(1, (job.max_len + B - 1) / B);
+
+  int32_t *lo1, *hi1, *lo2, *hi2, *blocks;
+  HISA_RETURN_IF_ERROR(scratch.Allocate(T, &lo1));
+  HISA_RETURN_IF_ERROR(scratch.Allocate(T, &hi1));
+  HISA_RETURN_IF_ERROR(scratch.Allocate(T, &lo2));
+  HISA_RETURN_IF_ERROR(scratch.Allocate(T, &hi2));
+  blocks = job.out->blocks;
+  if (blocks == nullptr) HISA_RETURN_IF_ERROR(scratch.Allocate(int64_t{T} * m, &blocks));
+  HISA_RETURN_IF_ERROR(PrepareHisaStage1(T, B, job.paged, job.ranges, lo1, hi1, stream));
+
+  // Scores of both stages, in query chunks within the budget.
+  const int64_t stride1 = RoundUp(max_blocks, 4);
+  const int64_t stride2 = RoundUp(int64_t{m} * B, 4);
+  const int64_t per_query = (stride1 + stride2) * 4;
+  const int64_t budget = static_cast<int64_t>(job.opts->workspace_limit_bytes);
+  int64_t chunk = std::max<int64_t>(job.group, budget / per_query);
+  chunk = std::min<int64_t>(chunk / job.group * job.group, T);
+  chunk = std::max<int64_t>(chunk, std::min<int64_t>(job.group, T));
+  float *scores1, *scores2;
+  HISA_RETURN_IF_ERROR(scratch.Allocate(chunk * stride1, &scores1));
+  HISA_RETURN_IF_ERROR(scratch.Allocate(chunk * stride2, &scores2));
+
+  for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+    const int32_t tc = static_cast<int32_t>(std::min<int64_t>(chunk, T - t0));
+    CUtensorMap q_map;
+    HISA_RETURN_IF_ERROR(MakeRowMap(
+        &q_map, static_cast<const uint8_t*>(job.q) + t0 * cfg.num_heads * kHeadDim,
+        int64_t{tc} * cfg.num_heads, kHeadDim, kQueryRowsPerCta));
+    const auto table_at = [&](const int32_t* table, int32_t stride, int32_t next_n) {
+      return table ? table + (t0 / next_n) * int64_t{stride} : nullptr;
+    };
+    // 1. Block scores J over the complete blocks 1 .. o-1.
+    ScoreParams s1 = job.pooled_keys;
+    s1.w = job.w + t0 * cfg.num_heads;
+    s1.num_queries = tc;
+    s1.group_size = job.group;
+    s1.segments = Segments((tc + job.group - 1) / job.group, max_blocks, device.sm_count);
+    s1.lo = lo1 + t0;
+    s1.hi = hi1 + t0;
+    s1.scores = scores1;
+    s1.score_stride = stride1;
+    s1.block_table = table_at(s1.block_table, s1.bt_stride, s1.next_n);
+    HISA_RETURN_IF_ERROR(LaunchScore(cfg.num_heads, s1, q_map, job.pooled_map, stream));
+    // 2. Keep block 0, the own block and the m - 2 best others.
+    TopkParams t1;
+    t1.scores = scores1;
+    t1.stride = stride1;
+    t1.lo = lo1 + t0;
+    t1.hi = hi1 + t0;
+    t1.rows = tc;
+    t1.k = m - 2;
+    t1.output = TopkOutput::kBlocks;
+    t1.out = blocks + t0 * m;
+    t1.out_stride = m;
+    t1.own = job.ranges.own + t0;
+    HISA_RETURN_IF_ERROR(LaunchTopk(t1, stream));
+    HISA_RETURN_IF_ERROR(PrepareHisaStage2(tc, B, blocks + t0 * m, m,
+                                           QueryRanges{nullptr, nullptr, nullptr,
+                                                       job.ranges.length + t0,
+                                                       job.ranges.own + t0},
+                                           lo2 + t0, hi2 + t0, stream));
+    // 3. Token scores over the selected blocks' keys, one query per CTA.
+    ScoreParams s2 = job.keys;
+    s2.w = job.w + t0 * cfg.num_heads;
+    s2.num_queries = tc;
+    s2.group_size = 1;
+    s2.segments = 1;
+    s2.lo = lo2 + t0;
+    s2.hi = hi2 + t0;
+    s2.layout = KeyLayout::kBlocks;
+    s2.blocks = blocks + t0 * m;
+    s2.blocks_stride = m;
+    s2.block_size = B;
+    s2.row_base = job.ranges.base + t0;
+    s2.blocks_paged = job.paged;
+    s2.block_table = table_at(s2.block_table, s2.bt_stride, s2.next_n);
+    s2.scores = scores2;
+    s2.score_stride = stride2;
+    HISA_RETURN_IF_ERROR(LaunchScore(cfg.num_heads, s2, q_map, job.k_map, stream));
+    // 4. Top-k of the candidates.
+    TopkParams t2;
+    t2.scores = scores2;
+    t2.stride = stride2;
+    t2.lo = lo2 + t0;
+    t2.hi = hi2 + t0;
+    t2.rows = tc;
+    t2.k = cfg.top_k;
+    t2.output = TopkOutput::kCandidate;
+    t2.out = job.out->indices + t0 * cfg.top_k;
+    t2.out_stride = cfg.top_k;
+    t2.out_scores = job.out->scores ? job.out->scores + t0 * cfg.top_k : nullptr;
+    t2.sort_by_score = job.opts->sorted;
+    t2.blocks = blocks + t0 * m;
+    t2.blocks_stride = m;
+    t2.block_size = B;
+    const bool absolute = job.opts->positions == PositionBase::kAbsolute;
+    t2.add = absolute && !job.paged ? job.ranges.base + t0 : nullptr;
+    t2.paged = absolute && job.paged;
+    t2.block_table = table_at(job.keys.block_table, job.keys.bt_stride, job.keys.next_n);
+    t2.bt_stride = job.keys.bt_stride;
+    t2.page_size = job.keys.page_size;
+    t2.next_n = job.keys.next_n;
+    HISA_RETURN_IF_ERROR(LaunchTopk(t2, stream));
+  }
+  return {};
+}
+
+}  // namespace
+
+bool Available(std::string* why) {
+  int count = 0;
+  cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    if (why) {
+      *why = err != cudaSuccess ? std::string("no CUDA device: ") + cudaGetErrorString(err)
+                                : std::string("no CUDA device");
+    }
+    return false;
+  }
+  DeviceInfo device;
+  Status status = CurrentDevice(&device);
+  if (!status.ok()) {
+    if (why) *why = status.message();
+    return false;
+  }
+  if (device.cc_major != 9 || device.cc_minor != 0) {
+    if (why) {
+      *why = "the current device has compute capability " + std::to_string(device.cc_major) +
+             "." + std::to_string(device.cc_minor) + "; hisa's kernels are built for 9.0 (Hopper)";
+    }
+    return false;
+  }
+  return true;
+}
+
+Status FlatTopkPrefill(const IndexerConfig& cfg, const PrefillInputs& in, const TopkOutputs& out,
+                       const RunOptions& opts) {
+  HISA_RETURN_IF_ERROR(CheckSupport(cfg, false));
+  cudaStream_t stream = StreamOf(opts);
+  const int32_t T = static_cast<int32_t>(in.num_queries);
+  const int64_t N = in.keys.num_keys;
+  if (T == 0) return {};
+  HISA_RETURN_IF_ERROR(CheckAligned(in.q, "q"));
+  if (N > 0) HISA_RETURN_IF_ERROR(CheckAligned(in.keys.k, "k"));
+  int32_t max_len = static_cast<int32_t>(N);
+  if (opts.check_indices) {
+    std::vector<int32_t> ks, ke;
+    HISA_RETURN_IF_ERROR(CopyIndices(in.ks, T, &ks, stream));
+    HISA_RETURN_IF_ERROR(CopyIndices(in.ke, T, &ke, stream));
+    PrefillInputs host = in;
+    host.ks = ks.data();
+    host.ke = ke.data();
+    HISA_RETURN_IF_ERROR(core::ValidatePrefill(cfg, host, true));
+    max_len = 0;
+    for (int32_t t = 0; t < T; ++t) max_len = std::max(max_len, ke[t] - ks[t]);
+  }
+  if (N == 0 || max_len == 0) {
+    HISA_RETURN_IF_ERROR(FillEmpty(out.indices, size_t(T) * cfg.top_k * 4, stream));
+    return FillEmpty(out.scores, size_t(T) * cfg.top_k * 4, stream);
+  }
+  Scratch scratch(stream);
+  Ranges ranges;
+  HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
+  HISA_RETURN_IF_ERROR(PrepareFlatPrefill(in.ks, in.ke, T, N, max_len, ranges.r, stream));
+  FlatJob job{};
+  job.cfg = &cfg;
+  job.q = in.q;
+  job.w = in.w;
+  job.num_queries = T;
+  job.ranges = ranges.r;
+  job.max_len = max_len;
+  job.score.layout = KeyLayout::kRows;
+  job.score.box_rows = 64;
+  job.score.num_rows = N;
+  job.score.kscale = in.keys.kscale;
+  HISA_RETURN_IF_ERROR(MakeRowMap(&job.k_map, in.keys.k, N, kHeadDim, 64));
+  job.group = kQueryRowsPerCta / cfg.num_heads;
+  job.output = TopkOutput::kIndex;
+  job.out = &out;
+  job.opts = &opts;
+  job.add = opts.positions == PositionBase::kAbsolute ? ranges.r.base : nullptr;
+  HISA_RETURN_IF_ERROR(RunFlat(job, scratch, stream));
+  ReportWorkspace(opts, scratch);
+  return {};
+}
+
+Status FlatTopkDecode(const IndexerConfig& cfg, const DecodeInputs& in, const TopkOutputs& out,
+                      const RunOptions& opts) {
+  HISA_RETURN_IF_ERROR(CheckSupport(cfg, false));
+  HISA_RETURN_IF_ERROR(CheckPageSize(in.cache.page_size));
+  cudaStream_t stream = StreamOf(opts);
+  const int32_t T = in.seqs.num_seqs * in.next_n;
+  if (T == 0) return {};
+  HISA_RETURN_IF_ERROR(CheckAligned(in.q, "q"));
+  if (in.cache.num_pages > 0) HISA_RETURN_IF_ERROR(CheckAligned(in.cache.k, "cache.k"));
+  const int64_t capacity = int64_t{in.seqs.max_pages_per_seq} * in.cache.page_size;
+  int32_t max_len = static_cast<int32_t>(std::min<int64_t>(capacity, core::kMaxPositions - 1));
+  if (opts.check_indices) {
+    std::vector<int32_t> lens;
+    HISA_RETURN_IF_ERROR(
+        ValidatePagedOnHost(cfg, in.cache, in.seqs, in.next_n, stream, &lens, &max_len));
+  }
+  if (in.cache.num_pages == 0 || max_len == 0) {
+    HISA_RETURN_IF_ERROR(FillEmpty(out.indices, size_t(T) * cfg.top_k * 4, stream));
+    return FillEmpty(out.scores, size_t(T) * cfg.top_k * 4, stream);
+  }
+  Scratch scratch(stream);
+  Ranges ranges;
+  HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
+  HISA_RETURN_IF_ERROR(PrepareFlatDecode(in.seqs.context_lens, in.seqs.num_seqs, in.next_n,
+                                         capacity, ranges.r, stream));
+  FlatJob job{};
+  job.cfg = &cfg;
+  job.q = in.q;
+  job.w = in.w;
+  job.num_queries = T;
+  job.ranges = ranges.r;
+  job.max_len = max_len;
+  job.score.layout = KeyLayout::kPaged;
+  job.score.box_rows = std::min(in.cache.page_size, 64);
+  job.score.num_rows = in.cache.num_pages * in.cache.page_size;
+  job.score.kscale = in.cache.kscale;
+  job.score.page_size = in.cache.page_size;
+  job.score.block_table = in.seqs.block_table;
+  job.score.bt_stride = in.seqs.max_pages_per_seq;
+  job.score.next_n = in.next_n;
+  HISA_RETURN_IF_ERROR(MakeRowMap(&job.k_map, in.cache.k, job.score.num_rows, kHeadDim,
+                                  job.score.box_rows));
+  job.group = DecodeGroup(cfg.num_heads, in.next_n);
+  const bool absolute = opts.positions == PositionBase::kAbsolute;
+  job.output = absolute ? TopkOutput::kPagedRow : TopkOutput::kIndex;
+  job.topk.block_table = in.seqs.block_table;
+  job.topk.bt_stride = in.seqs.max_pages_per_seq;
+  job.topk.page_size = in.cache.page_size;
+  job.topk.next_n = in.next_n;
+  job.out = &out;
+  job.opts = &opts;
+  HISA_RETURN_IF_ERROR(RunFlat(job, scratch, stream));
+  ReportWorkspace(opts, scratch);
+  return {};
+}
+
+Status HisaTopkPrefill(const IndexerConfig& cfg, const PrefillInputs& in,
+                       const ConstPooledKeys& pooled, const TopkOutputs& out,
+                       const RunOptions& opts) {
+  HISA_RETURN_IF_ERROR(CheckSupport(cfg, true));
+  cudaStream_t stream = StreamOf(opts);
+  const int32_t T = static_cast<int32_t>(in.num_queries);
+  const int64_t N = in.keys.num_keys;
+  if (T == 0) return {};
+  HISA_RETURN_IF_ERROR(CheckAligned(in.q, "q"));
+  if (N > 0) HISA_RETURN_IF_ERROR(CheckAligned(in.keys.k, "k"));
+  if (pooled.num_slots > 0) HISA_RETURN_IF_ERROR(CheckAligned(pooled.k, "pooled.k"));
+  int32_t max_len = static_cast<int32_t>(N);
+  if (opts.check_indices) {
+    std::vector<int32_t> ks, ke;
+    HISA_RETURN_IF_ERROR(CopyIndices(in.ks, T, &ks, stream));
+    HISA_RETURN_IF_ERROR(CopyIndices(in.ke, T, &ke, stream));
+    PrefillInputs host = in;
+    host.ks = ks.data();
+    host.ke = ke.data();
+    HISA_RETURN_IF_ERROR(core::ValidatePrefill(cfg, host, true));
+    max_len = 0;
+    for (int32_t t = 0; t < T; ++t) max_len = std::max(max_len, ke[t] - ks[t]);
+  }
+  if (N == 0 || max_len == 0) {
+    HISA_RETURN_IF_ERROR(FillEmpty(out.indices, size_t(T) * cfg.top_k * 4, stream));
+    HISA_RETURN_IF_ERROR(FillEmpty(out.blocks, size_t(T) * cfg.block_budget * 4, stream));
+    return FillEmpty(out.scores, size_t(T) * cfg.top_k * 4, stream);
+  }
+  Scratch scratch(stream);
+  Ranges ranges;
+  HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
+  HISA_RETURN_IF_ERROR(PrepareFlatPrefill(in.ks, in.ke, T, N, max_len, ranges.r, stream));
+  HisaJob job{};
+  job.cfg = &cfg;
+  job.q = in.q;
+  job.w = in.w;
+  job.num_queries = T;
+  job.ranges = ranges.r;
+  job.paged = false;
+  job.group = kQueryRowsPerCta / cfg.num_heads;
+  job.max_len = max_len;
+  job.keys.box_rows = 64;
+  job.keys.num_rows = N;
+  job.keys.kscale = in.keys.kscale;
+  HISA_RETURN_IF_ERROR(MakeRowMap(&job.k_map, in.keys.k, N, kHeadDim, 64));
+  job.pooled_keys.layout = KeyLayout::kRows;
+  job.pooled_keys.box_rows = 64;
+  job.pooled_keys.num_rows = pooled.num_slots;
+  job.pooled_keys.kscale = pooled.kscale;
+  HISA_RETURN_IF_ERROR(MakeRowMap(&job.pooled_map, pooled.k, pooled.num_slots, kHeadDim, 64));
+  job.out = &out;
+  job.opts = &opts;
+  HISA_RETURN_IF_ERROR(RunHisa(job, scratch, stream));
+  ReportWorkspace(opts, scratch);
+  return {};
+}
+
+Status HisaTopkDecode(const IndexerConfig& cfg, const DecodeInputs& in,
+                      const ConstPooledKeys& pooled, const TopkOutputs& out,
+                      const RunOptions& opts) {
+  HISA_RETURN_IF_ERROR(CheckSupport(cfg, true));
+  HISA_RETURN_IF_ERROR(CheckPageSize(in.cache.page_size));
+  cudaStream_t stream = StreamOf(opts);
+  const int32_t T = in.seqs.num_seqs * in.next_n;
+  if (T == 0) return {};
+  HISA_RETURN_IF_ERROR(CheckAligned(in.q, "q"));
+  if (in.cache.num_pages > 0) HISA_RETURN_IF_ERROR(CheckAligned(in.cache.k, "cache.k"));
+  if (pooled.num_slots > 0) HISA_RETURN_IF_ERROR(CheckAligned(pooled.k, "pooled.k"));
+  const int32_t P = in.cache.page_size;
+  const int64_t capacity = int64_t{in.seqs.max_pages_per_seq} * P;
+  int32_t max_len = static_cast<int32_t>(std::min<int64_t>(capacity, core::kMaxPositions - 1));
+  if (opts.check_indices) {
+    std::vector<int32_t> lens;
+    HISA_RETURN_IF_ERROR(ValidatePagedOnHost(cfg, in.cache, in.seqs, in.next_n, stream, &lens,
+                                             &max_len));
+  }
+  if (in.cache.num_pages == 0 || max_len == 0) {
+    HISA_RETURN_IF_ERROR(FillEmpty(out.indices, size_t(T) * cfg.top_k * 4, stream));
+    HISA_RETURN_IF_ERROR(FillEmpty(out.blocks, size_t(T) * cfg.block_budget * 4, stream));
+    return FillEmpty(out.scores, size_t(T) * cfg.top_k * 4, stream);
+  }
+  Scratch scratch(stream);
+  Ranges ranges;
+  HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
+  HISA_RETURN_IF_ERROR(PrepareFlatDecode(in.seqs.context_lens, in.seqs.num_seqs, in.next_n,
+                                         capacity, ranges.r, stream));
+  HisaJob job{};
+  job.cfg = &cfg;
+  job.q = in.q;
+  job.w = in.w;
+  job.num_queries = T;
+  job.ranges = ranges.r;
+  job.paged = true;
+  job.group = DecodeGroup(cfg.num_heads, in.next_n);
+  job.max_len = max_len;
+  job.keys.box_rows = std::min(P, 64);
+  job.keys.num_rows = in.cache.num_pages * P;
+  job.keys.kscale = in.cache.kscale;
+  job.keys.page_size = P;
+  job.keys.block_table = in.seqs.block_table;
+  job.keys.bt_stride = in.seqs.max_pages_per_seq;
+  job.keys.next_n = in.next_n;
+  HISA_RETURN_IF_ERROR(
+      MakeRowMap(&job.k_map, in.cache.k, job.keys.num_rows, kHeadDim, job.keys.box_rows));
+  job.pooled_keys = job.keys;
+  job.pooled_keys.layout = KeyLayout::kPooledPaged;
+  job.pooled_keys.box_rows = 1;
+  job.pooled_keys.num_rows = pooled.num_slots;
+  job.pooled_keys.kscale = pooled.kscale;
+  job.pooled_keys.block_size = cfg.block_size;
+  job.pooled_keys.slots_per_page = std::max(1, P / cfg.block_size);
+  job.pooled_keys.pages_per_block = std::max(1, cfg.block_size / P);
+  HISA_RETURN_IF_ERROR(MakeRowMap(&job.pooled_map, pooled.k, pooled.num_slots, kHeadDim, 1));
+  job.out = &out;
+  job.opts = &opts;
+  HISA_RETURN_IF_ERROR(RunHisa(job, scratch, stream));
+  ReportWorkspace(opts, scratch);
+  return {};
+}
+
+Status FlatLogitsPrefill(const IndexerConfig& cfg, const PrefillInputs& in, float* logits,
+                         int64_t logits_stride, const RunOptions& opts) {
+  HISA_RETURN_IF_ERROR(CheckSupport(cfg, false));
+  cudaStream_t stream = StreamOf(opts);
+  const int32_t T = static_cast<int32_t>(in.num_queries);
+  const int64_t N = in.keys.num_keys;
+  if (T == 0) return {};
+  HISA_RETURN_IF_ERROR(CheckAligned(in.q, "q"));
+  if (N > 0) HISA_RETURN_IF_ERROR(CheckAligned(in.keys.k, "k"));
+  if (opts.check_indices) {
+    std::vector<int32_t> ks, ke;
+    HISA_RETURN_IF_ERROR(CopyIndices(in.ks, T, &ks, stream));
+    HISA_RETURN_IF_ERROR(CopyIndices(in.ke, T, &ke, stream));
+    PrefillInputs host = in;
+    host.ks = ks.data();
+    host.ke = ke.data();
+    HISA_RETURN_IF_ERROR(core::ValidatePrefill(cfg, host, true));
+  }
+  // -inf everywhere first, then the visible range (every byte of -inf is not uniform: a kernel).
+  HISA_RETURN_IF_ERROR(FillNegInf(logits, T, N, logits_stride, stream));
+  if (N == 0) return {};
+  Scratch scratch(stream);
+  Ranges ranges;
+  HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
+  HISA_RETURN_IF_ERROR(PrepareFlatPrefill(in.ks, in.ke, T, N, static_cast<int32_t>(N), ranges.r,
+                                          stream));
+  CUtensorMap q_map, k_map;
+  HISA_RETURN_IF_ERROR(MakeRowMap(&q_map, in.q, int64_t{T} * cfg.num_heads, kHeadDim,
+                                  kQueryRowsPerCta));
+  HISA_RETURN_IF_ERROR(MakeRowMap(&k_map, in.keys.k, N, kHeadDim, 64));
+  DeviceInfo device;
+  HISA_RETURN_IF_ERROR(CurrentDevice(&device));
+  ScoreParams sp;
+  sp.w = in.w;
+  sp.num_queries = T;
+  sp.group_size = kQueryRowsPerCta / cfg.num_heads;
+  sp.segments = Segments((T + sp.group_size - 1) / sp.group_size, N, device.sm_count);
+  sp.lo = ranges.r.lo;
+  sp.hi = ranges.r.hi;
+  sp.layout = KeyLayout::kRows;
+  sp.box_rows = 64;
+  sp.num_rows = N;
+  sp.kscale = in.keys.kscale;
+  sp.scores = logits;
+  sp.score_stride = logits_stride;
+  sp.absolute_columns = true;
+  HISA_RETURN_IF_ERROR(LaunchScore(cfg.num_heads, sp, q_map, k_map, stream));
+  ReportWorkspace(opts, scratch);
+  return {};
+}
+
+Status BuildPooledKeysPrefill(const IndexerConfig& cfg, const KeyRows& keys,
+                              const int32_t* seq_starts, const int32_t* seq_lens,
+                              int32_t num_seqs, const PooledKeys& pooled,
+                              const RunOptions& opts) {
+  HISA_RETURN_IF_ERROR(CheckSupport(cfg, true));
+  cudaStream_t stream = StreamOf(opts);
+  if (opts.check_indices && num_seqs > 0) {
+    if (seq_starts == nullptr || seq_lens == nullptr) {
+      return core::Invalid("seq_starts / seq_lens is null with num_seqs = {}", num_seqs);
+    }
+    std::vector<int32_t> starts, lens;
+    HISA_RETURN_IF_ERROR(CopyIndices(seq_starts, num_seqs, &starts, stream));
+    HISA_RETURN_IF_ERROR(CopyIndices(seq_lens, num_seqs, &lens, stream));
+    HISA_RETURN_IF_ERROR(
+        core::ValidateSequences(starts.data(), lens.data(), num_seqs, keys.num_keys));
+  }
+  return LaunchPoolRows(cfg, keys, seq_starts, seq_lens, num_seqs, pooled, stream);
+}
+
+Status UpdatePooledKeysPaged(const IndexerConfig& cfg, const PagedKeys& cache,
+                             const PagedSequences& seqs, const int32_t* old_lens,
+                             const PooledKeys& pooled, const RunOptions& opts) {
+  HISA_RETURN_IF_ERROR(CheckSupport(cfg, true));
+  cudaStream_t stream = StreamOf(opts);
+  if (opts.check_indices && seqs.num_seqs > 0) {
+    std::vector<int32_t> lens;
+    int32_t max_len = 0;
+    HISA_RETURN_IF_ERROR(ValidatePagedOnHost(cfg, cache, seqs, 0, stream, &lens, &max_len));
+    if (old_lens != nullptr) {
+      std::vector<int32_t> old;
+      HISA_RETURN_IF_ERROR(CopyIndices(old_lens, seqs.num_seqs, &old, stream));
+      for (int32_t b = 0; b < seqs.num_seqs; ++b) {
+        if (old[b] < 0 || old[b] > lens[b]) {
+          return core::Invalid("old_lens[{}] = {} is outside [0, context_lens[{}] = {}]", b,
+                               old[b], b, lens[b]);
+        }
+      }
+    }
+  }
+  return LaunchPoolPaged(cfg, cache, seqs, old_lens, pooled, stream);
+}
+
+}  // namespace hisa::cuda

@@ -1,0 +1,116 @@
+#include <algorithm>
+
+#include "cuda/common.h"
+#include "cuda/prepare.h"
+
+namespace hisa::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+int Blocks(int64_t n) { return static_cast<int>((n + kThreads - 1) / kThreads); }
+
+__global__ void FlatPrefillKernel(const int32_t* ks, const int32_t* ke, int32_t n, int64_t keys,
+                                  int32_t max_len, QueryRanges r) {
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= n) return;
+  const int64_t lo = min(int64_t{max(ks[t], 0)}, keys);
+  const int64_t hi = min(min(max(int64_t{ke[t]}, lo), keys), lo + max_len);
+  r.lo[t] = static_cast<int32_t>(lo);
+  r.hi[t] = static_cast<int32_t>(hi);
+  r.base[t] = static_cast<int32_t>(lo);
+  r.length[t] = static_cast<int32_t>(hi - lo);
+}
+
+__global__ void FlatDecodeKernel(const int32_t* lens, int32_t num_seqs, int32_t next_n,
+                                 int64_t capacity, QueryRanges r) {
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= num_seqs * next_n) return;
+  const int b = t / next_n, i = t % next_n;
+  const int64_t len = min(int64_t{max(lens[b], 0)}, capacity);
+  const int64_t visible = max(len - next_n + i + 1, int64_t{0});
+  r.lo[t] = 0;
+  r.hi[t] = static_cast<int32_t>(visible);
+  r.base[t] = 0;
+  r.length[t] = static_cast<int32_t>(visible);
+}
+
+__global__ void Stage1Kernel(int32_t n, int32_t block_size, bool paged, QueryRanges r,
+                             int32_t* lo1, int32_t* hi1) {
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= n) return;
+  const int32_t length = r.length[t];
+  const int32_t own = length > 0 ? (length - 1) / block_size : -1;
+  r.own[t] = own;
+  const int32_t first = paged ? 0 : (r.base[t] + block_size - 1) / block_size;
+  lo1[t] = first + 1;
+  hi1[t] = first + max(own, 1);  // blocks 1 .. own - 1; empty when own <= 1
+}
+
+__global__ void Stage2Kernel(int32_t n, int32_t block_size, const int32_t* blocks, int32_t m,
+                             QueryRanges r, int32_t* lo2, int32_t* hi2) {
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= n) return;
+  const int32_t own = r.own[t];
+  int32_t count = 0;
+  for (int i = 0; i < m; ++i) count += blocks[int64_t{t} * m + i] >= 0 ? 1 : 0;
+  lo2[t] = 0;
+  hi2[t] = own < 0 ? 0 : (count - 1) * block_size + (r.length[t] - own * block_size);
+}
+
+__global__ void FillNegInfKernel(float* logits, int64_t cols, int64_t stride) {
+  float* row = logits + blockIdx.y * stride;
+  for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < cols;
+       c += int64_t{gridDim.x} * blockDim.x) {
+    row[c] = -INFINITY;
+  }
+}
+
+}  // namespace
+
+Status FillNegInf(float* logits, int32_t rows, int64_t cols, int64_t stride, cudaStream_t stream) {
+  if (rows == 0 || cols == 0) return {};
+  const int x = static_cast<int>(std::min<int64_t>(Blocks(cols), 64));
+  FillNegInfKernel<<<dim3(x, rows), kThreads, 0, stream>>>(logits, cols, stride);
+  HISA_CUDA_CHECK_LAUNCH("fill kernel launch");
+  return {};
+}
+
+Status PrepareFlatPrefill(const int32_t* ks, const int32_t* ke, int32_t num_queries,
+                          int64_t num_keys, int32_t max_len, const QueryRanges& r,
+                          cudaStream_t stream) {
+  if (num_queries == 0) return {};
+  FlatPrefillKernel<<<Blocks(num_queries), kThreads, 0, stream>>>(ks, ke, num_queries, num_keys,
+                                                                  max_len, r);
+  HISA_CUDA_CHECK_LAUNCH("prepare kernel launch");
+  return {};
+}
+
+Status PrepareFlatDecode(const int32_t* context_lens, int32_t num_seqs, int32_t next_n,
+                         int64_t capacity, const QueryRanges& r, cudaStream_t stream) {
+  if (num_seqs == 0) return {};
+  FlatDecodeKernel<<<Blocks(int64_t{num_seqs} * next_n), kThreads, 0, stream>>>(
+      context_lens, num_seqs, next_n, capacity, r);
+  HISA_CUDA_CHECK_LAUNCH("prepare kernel launch");
+  return {};
+}
+
+Status PrepareHisaStage1(int32_t num_queries, int32_t block_size, bool paged,
+                         const QueryRanges& r, int32_t* lo1, int32_t* hi1, cudaStream_t stream) {
+  if (num_queries == 0) return {};
+  Stage1Kernel<<<Blocks(num_queries), kThreads, 0, stream>>>(num_queries, block_size, paged, r,
+                                                             lo1, hi1);
+  HISA_CUDA_CHECK_LAUNCH("prepare kernel launch");
+  return {};
+}
+
+Status PrepareHisaStage2(int32_t num_queries, int32_t block_size, const int32_t* blocks,
+                         int32_t block_budget, const QueryRanges& r, int32_t* lo2, int32_t* hi2,
+                         cudaStream_t stream) {
+  if (num_queries == 0) return {};
+  Stage2Kernel<<<Blocks(num_queries), kThreads, 0, stream>>>(num_queries, block_size, blocks,
+                                                             block_budget, r, lo2, hi2);
+  HISA_CUDA_CHECK_LAUNCH("prepare kernel launch");
+  return {};
+}
+
+}  // namespace hisa::cuda

@@ -1,0 +1,48 @@
+// Internal: small kernels that turn the caller's index arrays into the per-query coordinate
+// ranges the scoring and top-k kernels read, clamped so that no input can make them read or write
+// out of bounds (validation reports bad inputs; clamping keeps unchecked calls memory-safe).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "hisa/status.h"
+#include "hisa/types.h"
+
+namespace hisa::cuda {
+
+/// Per-query ranges of one call. Device arrays of T entries each.
+struct QueryRanges {
+  int32_t* lo = nullptr;     // flat: first visible coordinate; HISA stage 1: first scored block
+  int32_t* hi = nullptr;     // one past the last
+  int32_t* base = nullptr;   // prefill: clamped ks (row of position 0); decode: 0
+  int32_t* length = nullptr; // visible positions (p + 1)
+  int32_t* own = nullptr;    // HISA: own block o = (length - 1) / B, -1 when empty
+};
+
+/// Prefill, flat: lo = clamp(ks), hi = clamp(ke) with hi - lo <= max_len; base = lo.
+Status PrepareFlatPrefill(const int32_t* ks, const int32_t* ke, int32_t num_queries,
+                          int64_t num_keys, int32_t max_len, const QueryRanges& r,
+                          cudaStream_t stream);
+
+/// Decode, flat: lo = 0, hi = length = min(len_b, capacity) - next_n + i + 1 (>= 0).
+Status PrepareFlatDecode(const int32_t* context_lens, int32_t num_seqs, int32_t next_n,
+                         int64_t capacity, const QueryRanges& r, cudaStream_t stream);
+
+/// HISA stage 1 from the flat ranges: own = (length - 1) / B; lo/hi = the complete blocks
+/// 1 .. own - 1 in pooled coordinates: slots ceil(base / B) + j (prefill) or block indices
+/// (decode, paged = true).
+Status PrepareHisaStage1(int32_t num_queries, int32_t block_size, bool paged,
+                         const QueryRanges& r, int32_t* lo1, int32_t* hi1, cudaStream_t stream);
+
+/// HISA stage 2: candidates of the selected blocks: lo2 = 0, hi2 = (blocks - 1) * B +
+/// length - own * B.
+Status PrepareHisaStage2(int32_t num_queries, int32_t block_size, const int32_t* blocks,
+                         int32_t block_budget, const QueryRanges& r, int32_t* lo2, int32_t* hi2,
+                         cudaStream_t stream);
+
+/// logits[t * stride + c] = -inf for t < rows, c < cols.
+Status FillNegInf(float* logits, int32_t rows, int64_t cols, int64_t stride, cudaStream_t stream);
+
+}  // namespace hisa::cuda

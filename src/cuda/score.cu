@@ -1,0 +1,403 @@
+// The scoring kernel (score.h): FP8 tensor cores through wgmma, keys streamed by TMA, warp
+// specialized, persistent.
+//
+// A CTA holds the q rows of a group of queries (128 / H queries x H heads = 128 rows) and streams
+// tiles of 256 keys. Keys are the M side of the matrix product (4 math warpgroups x 64 keys) and
+// (query, head) pairs the N side, one bank of N = H per query: so a thread's accumulators hold
+// 2 keys x H/4 heads of each query, and the ReLU-weighted head sum is mostly thread-local (a
+// 4-lane butterfly finishes it) instead of a cross-warp reduction.
+//
+//   warpgroups 0-3: math (wgmma, ReLU-weighted head sum, kscale, masked store)
+//   warpgroup 4:    warp 0 issues the bulk tensor copies and gathers the key scales
+#include <cute/arch/copy_sm90_tma.hpp>
+#include <cute/arch/mma_sm90_desc.hpp>
+#include <cute/arch/mma_sm90_gmma.hpp>
+#include <cutlass/arch/barrier.h>
+#include <cutlass/arch/reg_reconfig.h>
+
+#include <cute/arch/copy_sm90_desc.hpp>
+
+#include <climits>
+#include <cstdio>
+#include <utility>
+
+#include "cuda/common.h"
+#include "cuda/score.h"
+
+namespace hisa::cuda {
+namespace {
+
+constexpr int kHeadDim = 128;
+constexpr int kTileKeys = 256;
+constexpr int kMathWarpgroups = 4;
+constexpr int kThreads = (kMathWarpgroups + 1) * 128;
+constexpr int kStages = 4;
+constexpr int kKeyTileBytes = kTileKeys * kHeadDim;       // 32 KB
+constexpr int kQBytes = kQueryRowsPerCta * kHeadDim;      // 16 KB
+// setmaxnreg moves registers within the CTA's launch allocation (96 per thread at 640 threads):
+// the math warpgroups can gain only what the producer warpgroup gives up,
+// 4 * 128 * (112 - 96) = 128 * (96 - 32).
+constexpr int kProducerRegisters = 32;
+constexpr int kMathRegisters = 112;
+
+using Barrier = cutlass::arch::ClusterTransactionBarrier;
+constexpr uint64_t kEvictNormal = static_cast<uint64_t>(cute::TMA::CacheHintSm90::EVICT_NORMAL);
+
+// Waits for a barrier phase. With HISA_KERNEL_WATCHDOG, a wait that lasts about two seconds traps
+// (the launch then fails with an error instead of hanging); HISA_KERNEL_WATCHDOG_PRINT also says
+// which barrier stalled (a printf call serializes the matrix pipeline: debugging only).
+__device__ __forceinline__ void Wait(const Barrier& barrier, uint32_t phase, int tag, int item,
+                                     int tile, int tiles, uint32_t iter) {
+#if defined(HISA_KERNEL_WATCHDOG)
+  const long long start = clock64();
+  while (!barrier.try_wait(phase)) {
+    if (clock64() - start > 4'000'000'000LL) {
+#if defined(HISA_KERNEL_WATCHDOG_PRINT)
+      if (threadIdx.x % 32 == 0) {
+        printf("hisa score kernel: stalled on barrier %d (phase %u), block %d warp %d, item %d "
+               "tile %d of %d, iter %u\n",
+               tag, phase, blockIdx.x, threadIdx.x / 32, item, tile, tiles, iter);
+      }
+#endif
+      __trap();
+    }
+  }
+#else
+  barrier.wait(phase);
+#endif
+  (void)tag, (void)item, (void)tile, (void)tiles, (void)iter;
+}
+
+// Shared memory, offsets from a 1024-byte aligned base (swizzled tiles need that alignment).
+constexpr int kQOffset = 0;                                       // [2][128 rows][128 B]
+constexpr int kKeyOffset = kQOffset + 2 * kQBytes;                // [kStages][256][128 B]
+constexpr int kScaleOffset = kKeyOffset + kStages * kKeyTileBytes;  // [kStages][256] float
+constexpr int kBarrierOffset = kScaleOffset + kStages * kTileKeys * 4;
+constexpr int kNumBarriers = 2 * 2 + 2 * kStages;  // q full/empty, kv full/empty
+constexpr int kSmemBytes = kBarrierOffset + kNumBarriers * 8 + 1024;  // + alignment slack
+
+template <int kHeads>
+struct MmaFor;
+template <>
+struct MmaFor<32> {
+  using Atom = cute::SM90::GMMA::MMA_64x32x32_F32E4M3E4M3_SS_TN<>;
+};
+template <>
+struct MmaFor<64> {
+  using Atom = cute::SM90::GMMA::MMA_64x64x32_F32E4M3E4M3_SS_TN<>;
+};
+template <>
+struct MmaFor<128> {
+  using Atom = cute::SM90::GMMA::MMA_64x128x32_F32E4M3E4M3_SS_TN<>;
+};
+
+template <class Atom, int N, size_t... I>
+__device__ __forceinline__ void Wgmma(uint64_t desc_a, uint64_t desc_b, float (&acc)[N],
+                                      cute::SM90::GMMA::ScaleOut scale,
+                                      std::index_sequence<I...>) {
+  Atom::fma(desc_a, desc_b, acc[I]..., scale);
+}
+
+// Descriptor of a K-major tile of 128-byte rows with the 128-byte swizzle (8-row atoms of 1 KB).
+__device__ __forceinline__ uint64_t SmemDescriptor(const void* smem) {
+  cute::GmmaDescriptor desc;
+  desc.bitfield.start_address_ = static_cast<uint16_t>(cute::cast_smem_ptr_to_uint(smem) >> 4);
+  desc.bitfield.leading_byte_offset_ = 1;       // unused with swizzling
+  desc.bitfield.stride_byte_offset_ = 1024 >> 4;  // next 8-row atom
+  desc.bitfield.base_offset_ = 0;
+  desc.bitfield.layout_type_ = 1;  // SWIZZLE_128B
+  return desc.desc_;
+}
+
+// One (group, key segment) work item, computed identically by every thread.
+struct Item {
+  int32_t t0 = 0;         // first query of the group
+  int32_t count = 0;      // queries in the group
+  int32_t c_begin = 0;    // first coordinate of the first tile
+  int32_t c_end = 0;      // one past the group's last coordinate (union of ranges)
+  int32_t num_tiles = 0;  // tiles of kTileKeys coordinates
+};
+
+__device__ __forceinline__ Item GetItem(const ScoreParams& p, int item, int num_groups) {
+  Item it;
+  const int group = num_groups - 1 - item / p.segments;  // later (longer, causal) groups first
+  const int segment = item % p.segments;
+  it.t0 = group * p.group_size;
+  it.count = min(p.group_size, p.num_queries - it.t0);
+  int lo = INT_MAX, hi = INT_MIN;
+  for (int i = 0; i < it.count; ++i) {
+    const int l = __ldg(p.lo + it.t0 + i), h = __ldg(p.hi + it.t0 + i);
+    if (l < h) {
+      lo = min(lo, l);
+      hi = max(hi, h);
+    }
+  }
+  if (lo >= hi) return it;  // every row empty: no tiles
+  const int tiles = (hi - lo + kTileKeys - 1) / kTileKeys;
+  const int per_segment = (tiles + p.segments - 1) / p.segments;
+  const int first = segment * per_segment;
+  it.num_tiles = max(0, min(per_segment, tiles - first));
+  it.c_begin = lo + first * kTileKeys;
+  it.c_end = hi;
+  return it;
+}
+
+// Key row of coordinate c for the group starting at query t0 (-1: none).
+__device__ __forceinline__ int64_t KeyRow(const ScoreParams& p, int t0, int c) {
+  switch (p.layout) {
+    case KeyLayout::kRows:
+      return c;
+    case KeyLayout::kPaged: {
+      const int32_t* pages = p.block_table + int64_t{t0 / p.next_n} * p.bt_stride;
+      return int64_t{__ldg(pages + c / p.page_size)} * p.page_size + c % p.page_size;
+    }
+    case KeyLayout::kPooledPaged: {
+      const int32_t* pages = p.block_table + int64_t{t0 / p.next_n} * p.bt_stride;
+      if (p.slots_per_page > 1) {
+        return int64_t{__ldg(pages + c / p.slots_per_page)} * p.slots_per_page +
+               c % p.slots_per_page;
+      }
+      return __ldg(pages + int64_t{c} * p.pages_per_block);
+    }
+    case KeyLayout::kBlocks: {
+      const int block = __ldg(p.blocks + int64_t{t0} * p.blocks_stride + c / p.block_size);
+      const int64_t pos = int64_t{block} * p.block_size + c % p.block_size;
+      if (!p.blocks_paged) return __ldg(p.row_base + t0) + pos;
+      const int32_t* pages = p.block_table + int64_t{t0 / p.next_n} * p.bt_stride;
+      return int64_t{__ldg(pages + pos / p.page_size)} * p.page_size + pos % p.page_size;
+    }
+  }
+  return -1;
+}
+
+template <int kHeads>
+__global__ void __launch_bounds__(kThreads, 1)
+    ScoreKernel(const __grid_constant__ ScoreParams p, const __grid_constant__ CUtensorMap q_map,
+                const __grid_constant__ CUtensorMap k_map, int num_groups, int num_items) {
+  constexpr int kBanks = kQueryRowsPerCta / kHeads;  // queries per CTA
+  constexpr int kAcc = kHeads / 2;                    // accumulators per thread per bank
+  using Atom = typename MmaFor<kHeads>::Atom;
+
+  extern __shared__ uint8_t smem_raw[];
+  uint8_t* smem = reinterpret_cast<uint8_t*>(
+      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
+  uint8_t* smem_q = smem + kQOffset;
+  uint8_t* smem_keys = smem + kKeyOffset;
+  float* smem_scales = reinterpret_cast<float*>(smem + kScaleOffset);
+  Barrier* barriers = reinterpret_cast<Barrier*>(smem + kBarrierOffset);
+  Barrier* q_full = barriers;
+  Barrier* q_empty = barriers + 2;
+  Barrier* kv_full = barriers + 4;
+  Barrier* kv_empty = barriers + 4 + kStages;
+
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (threadIdx.x == kMathWarpgroups * 128) {
+    for (int i = 0; i < 2; ++i) {
+      q_full[i].init(1);
+      q_empty[i].init(kMathWarpgroups * 128);
+    }
+    for (int i = 0; i < kStages; ++i) {
+      kv_full[i].init(1);
+      kv_empty[i].init(kMathWarpgroups * 128);
+    }
+    cutlass::arch::fence_barrier_init();
+  }
+  __syncthreads();
+
+  if (warp >= kMathWarpgroups * 4) {
+    // ---- Producer warpgroup: warp 0 loads, the rest exit. -----------------------------------
+    cutlass::arch::warpgroup_reg_dealloc<kProducerRegisters>();
+    if (warp != kMathWarpgroups * 4) return;
+    if (lane == 0) {
+      cute::prefetch_tma_descriptor(&q_map);
+      cute::prefetch_tma_descriptor(&k_map);
+    }
+    uint32_t q_iter = 0, kv_iter = 0;
+    for (int item = blockIdx.x; item < num_items; item += gridDim.x) {
+      const Item it = GetItem(p, item, num_groups);
+      if (it.num_tiles == 0) continue;
+      // 1. The group's q rows.
+      const int qs = q_iter % 2;
+      if (lane == 0) {
+        Wait(q_empty[qs], ((q_iter / 2) & 1) ^ 1, 0, item, -1, it.num_tiles, q_iter);
+        q_full[qs].arrive_and_expect_tx(kQBytes);
+        cute::SM90_TMA_LOAD_2D::copy(&q_map, reinterpret_cast<uint64_t*>(&q_full[qs]), kEvictNormal,
+                                     smem_q + qs * kQBytes, 0, it.t0 * kHeads);
+      }
+      ++q_iter;
+      // 2. Key tiles: bulk copies of box_rows rows, scales gathered by the lanes.
+      for (int j = 0; j < it.num_tiles; ++j, ++kv_iter) {
+        const int s = kv_iter % kStages;
+        Wait(kv_empty[s], ((kv_iter / kStages) & 1) ^ 1, 1, item, j, it.num_tiles, kv_iter);
+        const int c0 = it.c_begin + j * kTileKeys;
+        const int boxes = kTileKeys / p.box_rows;
+        const int valid_boxes = min(boxes, (it.c_end - c0 + p.box_rows - 1) / p.box_rows);
+        if (lane == 0) kv_full[s].expect_transaction(valid_boxes * p.box_rows * kHeadDim);
+        __syncwarp();
+        uint8_t* keys = smem_keys + s * kKeyTileBytes;
+        for (int b = lane; b < valid_boxes; b += 32) {
+          const int64_t row = KeyRow(p, it.t0, c0 + b * p.box_rows);
+          cute::SM90_TMA_LOAD_2D::copy(&k_map, reinterpret_cast<uint64_t*>(&kv_full[s]), kEvictNormal,
+                                       keys + b * p.box_rows * kHeadDim, 0,
+                                       static_cast<int32_t>(row));
+        }
+        float* scales = smem_scales + s * kTileKeys;
+        for (int k = lane; k < kTileKeys; k += 32) {
+          const int c = c0 + k;
+          float scale = 0.0f;
+          if (c < it.c_end) {
+            const int64_t row = KeyRow(p, it.t0, c);
+            scale = p.kscale == nullptr ? 1.0f
+                    : (row >= 0 && row < p.num_rows) ? __ldg(p.kscale + row) : 0.0f;
+          }
+          scales[k] = scale;
+        }
+        __syncwarp();
+        if (lane == 0) kv_full[s].arrive();
+      }
+    }
+    return;
+  }
+
+  // ---- Math warpgroups. -------------------------------------------------------------------------
+  cutlass::arch::warpgroup_reg_alloc<kMathRegisters>();
+  const int wg = warp / 4;
+  const int row0 = wg * 64 + (warp % 4) * 16 + lane / 4;  // this thread's keys: row0, row0 + 8
+  const int quad = lane % 4;
+  float acc[kBanks][kAcc];
+  float weight[kBanks][kHeads / 4];  // heads 8j + 2 * quad + e  ->  weight[b][2j + e]
+  int32_t lo[kBanks], hi[kBanks];
+  uint32_t q_iter = 0, kv_iter = 0;
+  for (int item = blockIdx.x; item < num_items; item += gridDim.x) {
+    const Item it = GetItem(p, item, num_groups);
+    if (it.num_tiles == 0) continue;
+#pragma unroll
+    for (int b = 0; b < kBanks; ++b) {
+      const int t = it.t0 + b;
+      const bool live = b < it.count;
+      lo[b] = live ? __ldg(p.lo + t) : 0;
+      hi[b] = live ? __ldg(p.hi + t) : 0;
+#pragma unroll
+      for (int j = 0; j < kHeads / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          weight[b][2 * j + e] =
+              live ? __ldg(p.w + int64_t{t} * kHeads + 8 * j + 2 * quad + e) : 0.0f;
+        }
+      }
+    }
+    const int qs = q_iter % 2;
+    Wait(q_full[qs], (q_iter / 2) & 1, 2, item, -1, it.num_tiles, q_iter);
+    const uint8_t* q_tile = smem_q + qs * kQBytes;
+
+    for (int j = 0; j < it.num_tiles; ++j, ++kv_iter) {
+      const int s = kv_iter % kStages;
+      Wait(kv_full[s], (kv_iter / kStages) & 1, 3, item, j, it.num_tiles, kv_iter);
+      // 1. Scores of this warpgroup's 64 keys against every (query, head) of the group.
+      const uint8_t* key_tile = smem_keys + s * kKeyTileBytes + wg * 64 * kHeadDim;
+#pragma unroll
+      for (int b = 0; b < kBanks; ++b) {
+#pragma unroll
+        for (int i = 0; i < kAcc; ++i) cute::warpgroup_fence_operand(acc[b][i]);
+      }
+      cute::warpgroup_arrive();
+#pragma unroll
+      for (int b = 0; b < kBanks; ++b) {
+        // Every bank, also past the group's last query (its q rows are zeros or another
+        // group's): a uniform instruction stream keeps the accumulators in place.
+        const uint64_t desc_a = SmemDescriptor(key_tile);
+        const uint64_t desc_b = SmemDescriptor(q_tile + b * kHeads * kHeadDim);
+#pragma unroll
+        for (int k = 0; k < kHeadDim / 32; ++k) {
+          // 32 FP8 = 32 bytes of K per instruction: advance the start address by 2 x 16 B.
+          Wgmma<Atom>(desc_a + 2 * k, desc_b + 2 * k, acc[b],
+                      k == 0 ? cute::SM90::GMMA::ScaleOut::Zero : cute::SM90::GMMA::ScaleOut::One,
+                      std::make_index_sequence<kAcc>{});
+        }
+      }
+      cute::warpgroup_commit_batch();
+      cute::warpgroup_wait<0>();
+#pragma unroll
+      for (int b = 0; b < kBanks; ++b) {
+#pragma unroll
+        for (int i = 0; i < kAcc; ++i) cute::warpgroup_fence_operand(acc[b][i]);
+      }
+      const float scale0 = smem_scales[s * kTileKeys + row0];
+      const float scale1 = smem_scales[s * kTileKeys + row0 + 8];
+      kv_empty[s].arrive();
+
+      // 2. ReLU-weighted head sum: 2 keys x H/4 heads here, the other 3/4 in the quad.
+      const int c_row0 = it.c_begin + j * kTileKeys + row0;
+      float value[2 * kBanks];
+#pragma unroll
+      for (int b = 0; b < kBanks; ++b) {
+        float sum0[2] = {0.0f, 0.0f}, sum1[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int jj = 0; jj < kHeads / 8; ++jj) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float w = weight[b][2 * jj + e];
+            sum0[e] = fmaf(w, fmaxf(acc[b][4 * jj + e], 0.0f), sum0[e]);      // ReLU(NaN) = 0
+            sum1[e] = fmaf(w, fmaxf(acc[b][4 * jj + 2 + e], 0.0f), sum1[e]);
+          }
+        }
+        value[2 * b] = sum0[0] + sum0[1];
+        value[2 * b + 1] = sum1[0] + sum1[1];
+      }
+#pragma unroll
+      for (int v = 0; v < 2 * kBanks; ++v) {
+        value[v] += __shfl_xor_sync(0xffffffffu, value[v], 1);
+        value[v] += __shfl_xor_sync(0xffffffffu, value[v], 2);
+      }
+      // 3. Scale and store: lane quad handles values v with v % 4 == quad.
+#pragma unroll
+      for (int v = 0; v < 2 * kBanks; ++v) {
+        if (v % 4 != quad) continue;
+        const int b = v / 2;
+        const int c = c_row0 + (v % 2) * 8;
+        if (b < it.count && c >= lo[b] && c < hi[b]) {
+          const float score = value[v] * ((v % 2) ? scale1 : scale0);
+          p.scores[int64_t{it.t0 + b} * p.score_stride + (p.absolute_columns ? c : c - lo[b])] =
+              score;
+        }
+      }
+    }
+    q_empty[qs].arrive();
+    ++q_iter;
+  }
+}
+
+template <int kHeads>
+Status Launch(const ScoreParams& params, const CUtensorMap& q_map, const CUtensorMap& k_map,
+              cudaStream_t stream) {
+  DeviceInfo device;
+  HISA_RETURN_IF_ERROR(CurrentDevice(&device));
+  const int num_groups = (params.num_queries + params.group_size - 1) / params.group_size;
+  const int num_items = num_groups * params.segments;
+  if (num_items == 0) return {};
+  HISA_CUDA_RETURN(cudaFuncSetAttribute(
+      ScoreKernel<kHeads>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
+  const int grid = std::min(num_items, device.sm_count);
+  ScoreKernel<kHeads><<<grid, kThreads, kSmemBytes, stream>>>(params, q_map, k_map, num_groups,
+                                                               num_items);
+  HISA_CUDA_CHECK_LAUNCH("score kernel launch");
+  return {};
+}
+
+}  // namespace
+
+Status LaunchScore(int heads, const ScoreParams& params, const CUtensorMap& q_map,
+                   const CUtensorMap& k_map, cudaStream_t stream) {
+  if (params.group_size < 1 || params.group_size * heads > kQueryRowsPerCta) {
+    return {StatusCode::kInternal, "score kernel: bad group size"};
+  }
+  switch (heads) {
+    case 32: return Launch<32>(params, q_map, k_map, stream);
+    case 64: return Launch<64>(params, q_map, k_map, stream);
+    case 128: return Launch<128>(params, q_map, k_map, stream);
+    default: return core::Unsupported("num_heads = {}: the CUDA backend supports 32, 64, 128", heads);
+  }
+}
+
+}  // namespace hisa::cuda

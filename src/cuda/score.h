@@ -1,0 +1,70 @@
+// Internal: the scoring kernel shared by every CUDA path (flat and both HISA stages).
+//
+// It computes I(t, c) = kscale * sum_h w[t, h] * ReLU(q[t, h] . k[row(c)]) for every query t of a
+// group and every key coordinate c in the query's range [lo[t], hi[t]), and writes it to
+// scores[t][c - lo[t]]. What a "coordinate" is depends on the key layout: a key row (flat
+// prefill), a sequence position (paged decode), a block index (HISA stage 1), or an index into
+// the query's list of candidate keys (HISA stage 2). Selection runs afterwards (topk.h).
+#pragma once
+
+#include <cuda.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "hisa/status.h"
+
+namespace hisa::cuda {
+
+/// How a coordinate maps to a row of the key tensor map.
+enum class KeyLayout : int32_t {
+  kRows = 0,         ///< row = c (flat prefill keys; HISA prefill pooled slots)
+  kPaged = 1,        ///< row = block_table[seq][c / P] * P + c % P (flat decode)
+  kPooledPaged = 2,  ///< row = pooled slot of block c of the sequence (HISA decode stage 1)
+  kBlocks = 3,       ///< c indexes the query's candidates: position blocks[t][c / B] * B + c % B,
+                     ///< then row = row_base[t] + position (prefill) or its paged row (decode)
+};
+
+struct ScoreParams {
+  // Queries: rows [t * H, (t + 1) * H) of the q map; w is [T, H] float32.
+  const float* w = nullptr;
+  int32_t num_queries = 0;  // T
+  int32_t group_size = 1;   // queries per group, <= 128 / H; groups never mix sequences (decode)
+  int32_t segments = 1;     // key segments per group (split over CTAs)
+
+  // Per-query coordinate range [lo, hi) (device, [T]); the scores row of t has hi - lo entries.
+  const int32_t* lo = nullptr;
+  const int32_t* hi = nullptr;
+
+  // Keys.
+  KeyLayout layout = KeyLayout::kRows;
+  int32_t box_rows = 64;           // rows per bulk copy (64; the page size when smaller; 1)
+  int64_t num_rows = 0;            // rows of the key tensor (bounds for scale reads)
+  const float* kscale = nullptr;   // [num_rows], null = 1
+  int32_t page_size = 64;          // paged layouts
+  const int32_t* block_table = nullptr;  // [seqs, bt_stride] paged layouts
+  int32_t bt_stride = 0;
+  int32_t next_n = 1;              // paged: query t belongs to sequence t / next_n
+  int32_t slots_per_page = 1;      // kPooledPaged: max(1, P / B)
+  int32_t pages_per_block = 1;     // kPooledPaged: max(1, B / P)
+  const int32_t* blocks = nullptr;  // kBlocks: [T, blocks_stride] selected blocks, ascending
+  int32_t blocks_stride = 0;
+  int32_t block_size = 128;         // kBlocks / kPooledPaged: B
+  const int32_t* row_base = nullptr;  // kBlocks prefill: [T] first key row of t's sequence (ks)
+  bool blocks_paged = false;          // kBlocks: keys live in the paged cache
+
+  // Output: scores[t * score_stride + (c - lo[t])], or column c when absolute_columns.
+  float* scores = nullptr;
+  int64_t score_stride = 0;
+  bool absolute_columns = false;
+};
+
+/// Launches the scoring kernel for H heads (32, 64 or 128; D = 128, FP8 q and k). q_map and
+/// k_map are 2-D row maps (tma.h) with H * (128 / H) and params.box_rows rows per box.
+Status LaunchScore(int heads, const ScoreParams& params, const CUtensorMap& q_map,
+                   const CUtensorMap& k_map, cudaStream_t stream);
+
+/// Rows per q box for H heads: 128 (the number of (query, head) rows one CTA holds).
+constexpr int kQueryRowsPerCta = 128;
+
+}  // namespace hisa::cuda

@@ -1,0 +1,314 @@
+// Exact top-k per row (topk.h): radix select on the order-preserving bits of the scores.
+//
+// One CTA per row:
+//   1. histogram passes over 11, 11 and 10 bits of the 32-bit score key, each restricted to the
+//      bucket that holds the k-th score, until that bucket is small enough for shared memory;
+//   2. one pass in index order that moves every key above the bucket into the result and the
+//      bucket's keys into shared memory (block scans, so the order is deterministic);
+//   3. a radix select on the 64-bit keys (score, then lower index) of the bucket in shared memory.
+// A bucket too large for shared memory after all 32 bits are fixed holds one exact score value:
+// its lowest indices win, taken in index order in step 2.
+#include <cub/block/block_scan.cuh>
+
+#include <cstdint>
+
+#include "cuda/common.h"
+#include "cuda/topk.h"
+
+namespace hisa::cuda {
+namespace {
+
+constexpr int kThreads = 512;
+constexpr int kItems = 4;                  // consecutive elements per thread per chunk
+constexpr int kChunk = kThreads * kItems;  // elements per chunk of the index-order pass
+constexpr int kMaxK = 4096;
+constexpr int kCandidateCap = 6144;        // bucket keys kept in shared memory
+constexpr int kMaxBins = 2048;
+
+using Scan = cub::BlockScan<uint32_t, kThreads>;
+
+struct Shared {
+  uint32_t hist[kMaxBins];
+  uint64_t candidates[kCandidateCap];
+  uint64_t selected[kMaxK];
+  typename Scan::TempStorage scan;
+  int32_t boundary_bin;
+  uint32_t count_above;
+};
+
+__device__ __forceinline__ uint32_t ScoreKey(float score) {
+  if (isnan(score)) return 0;
+  const uint32_t bits = __float_as_uint(score + 0.0f);  // -0 -> +0
+  return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+}
+
+__device__ __forceinline__ uint64_t OrderKey(uint32_t score_key, uint32_t idx) {
+  return (uint64_t{score_key} << 32) | (0xFFFFFFFFu - idx);
+}
+__device__ __forceinline__ uint32_t IndexOf(uint64_t key) {
+  return 0xFFFFFFFFu - static_cast<uint32_t>(key);
+}
+
+// Given a histogram of `bins` bins, finds the bin holding the need-th largest element: sets
+// s.boundary_bin and s.count_above (elements in higher bins). Every thread must call it.
+__device__ void FindBoundary(Shared& s, int bins, uint32_t need) {
+  const int per_thread = (bins + kThreads - 1) / kThreads;
+  // Thread i owns bins counted from the top: [bins - (i + 1) * per_thread, bins - i * per_thread).
+  const int top = bins - threadIdx.x * per_thread;
+  uint32_t mine = 0;
+  for (int i = 0; i < per_thread; ++i) {
+    const int bin = top - 1 - i;
+    if (bin >= 0) mine += s.hist[bin];
+  }
+  uint32_t above = 0;
+  Scan(s.scan).ExclusiveSum(mine, above);
+  if (above < need && need <= above + mine) {
+    for (int i = 0; i < per_thread; ++i) {
+      const int bin = top - 1 - i;
+      if (bin < 0) break;
+      if (above + s.hist[bin] >= need) {
+        s.boundary_bin = bin;
+        s.count_above = above;
+        break;
+      }
+      above += s.hist[bin];
+    }
+  }
+  __syncthreads();
+}
+
+// Bitonic sort of n (power of two) keys in shared memory, descending.
+__device__ void SortDescending(uint64_t* keys, int n) {
+  for (int size = 2; size <= n; size <<= 1) {
+    for (int stride = size / 2; stride > 0; stride >>= 1) {
+      for (int i = threadIdx.x; i < n / 2; i += kThreads) {
+        const int lo = 2 * i - (i & (stride - 1));
+        const int hi = lo + stride;
+        const bool descending = (lo & size) == 0;
+        const uint64_t a = keys[lo], b = keys[hi];
+        if ((a < b) == descending) {
+          keys[lo] = b;
+          keys[hi] = a;
+        }
+      }
+      __syncthreads();
+    }
+  }
+}
+
+__device__ __forceinline__ int32_t PagedRow(const TopkParams& p, int row, int64_t pos) {
+  const int32_t* pages = p.block_table + int64_t{row / p.next_n} * p.bt_stride;
+  return static_cast<int32_t>(int64_t{pages[pos / p.page_size]} * p.page_size +
+                              pos % p.page_size);
+}
+
+__device__ __forceinline__ int32_t OutputValue(const TopkParams& p, int row, uint32_t idx) {
+  switch (p.output) {
+    case TopkOutput::kIndex:
+      return static_cast<int32_t>(idx) + (p.add ? p.add[row] : 0);
+    case TopkOutput::kPagedRow:
+      return PagedRow(p, row, idx);
+    case TopkOutput::kCandidate: {
+      const int64_t block = p.blocks[int64_t{row} * p.blocks_stride + idx / p.block_size];
+      const int64_t pos = block * p.block_size + idx % p.block_size;
+      if (p.paged) return PagedRow(p, row, pos);
+      return static_cast<int32_t>(pos) + (p.add ? p.add[row] : 0);
+    }
+    case TopkOutput::kBlocks:
+      return static_cast<int32_t>(idx) + 1;
+  }
+  return -1;
+}
+
+__global__ void __launch_bounds__(kThreads) TopkKernel(const __grid_constant__ TopkParams p) {
+  extern __shared__ uint8_t smem_raw[];
+  Shared& s = *reinterpret_cast<Shared*>(smem_raw);
+  const int row = blockIdx.x;
+  const int64_t len = max(0, p.hi[row] - p.lo[row]);
+  const float* scores = p.scores + row * p.stride;
+  const uint32_t need = static_cast<uint32_t>(min(int64_t{p.k}, len));
+
+  if (len <= p.k) {
+    // 0. Every entry is selected.
+    for (int i = threadIdx.x; i < len; i += kThreads) {
+      s.selected[i] = OrderKey(p.sort_by_score ? ScoreKey(scores[i]) : 0u, i);
+    }
+    __syncthreads();
+  } else {
+    // 1. Narrow the bucket of the need-th key through histogram passes.
+    uint32_t prefix = 0;  // the fixed high bits
+    int shift = 32;       // bits below the prefix
+    uint32_t need_left = need;
+    uint32_t bucket_count = 0;
+    for (int pass = 0; pass < 3; ++pass) {
+      const int digit_bits = pass < 2 ? 11 : 10;
+      const int next_shift = shift - digit_bits;
+      const int bins = 1 << digit_bits;
+      for (int i = threadIdx.x; i < bins; i += kThreads) s.hist[i] = 0;
+      __syncthreads();
+      for (int64_t i = threadIdx.x; i < len; i += kThreads) {
+        const uint32_t key = ScoreKey(scores[i]);
+        const bool match = shift == 32 || (key >> shift) == prefix;
+        if (match) atomicAdd(&s.hist[(key >> next_shift) & (bins - 1)], 1u);
+      }
+      __syncthreads();
+      FindBoundary(s, bins, need_left);
+      const int bin = s.boundary_bin;
+      need_left -= s.count_above;
+      bucket_count = s.hist[bin];
+      prefix = (shift == 32 ? 0u : prefix << digit_bits) | static_cast<uint32_t>(bin);
+      shift = next_shift;
+      __syncthreads();  // everyone has read s.hist / s.boundary_bin
+      if (bucket_count <= kCandidateCap) break;
+    }
+    const bool in_shared = bucket_count <= kCandidateCap;
+
+    // 2. Index-order pass: keys above the bucket are selected, the bucket's keys collected (or,
+    //    for one exact score too frequent for shared memory, the lowest need_left indices taken).
+    uint32_t selected_base = 0, bucket_base = 0;
+    for (int64_t chunk = 0; chunk < len; chunk += kChunk) {
+      uint32_t key[kItems];
+      uint32_t kind[kItems];  // 0 none, 1 above, 2 bucket
+      uint32_t packed = 0;    // above count | bucket count << 16
+      for (int i = 0; i < kItems; ++i) {
+        const int64_t idx = chunk + threadIdx.x * kItems + i;
+        kind[i] = 0;
+        if (idx < len) {
+          key[i] = ScoreKey(scores[idx]);
+          const uint32_t high = key[i] >> shift;
+          kind[i] = high > prefix ? 1u : (high == prefix ? 2u : 0u);
+        }
+        packed += kind[i] == 1 ? 1u : (kind[i] == 2 ? (1u << 16) : 0u);
+      }
+      uint32_t offset = 0, total = 0;
+      Scan(s.scan).ExclusiveSum(packed, offset, total);
+      uint32_t above_pos = selected_base + (offset & 0xFFFFu);
+      uint32_t bucket_pos = bucket_base + (offset >> 16);
+      for (int i = 0; i < kItems; ++i) {
+        const uint32_t idx = static_cast<uint32_t>(chunk + threadIdx.x * kItems + i);
+        if (kind[i] == 1) {
+          s.selected[above_pos++] = OrderKey(key[i], idx);
+        } else if (kind[i] == 2) {
+          if (in_shared) {
+            s.candidates[bucket_pos] = OrderKey(key[i], idx);
+          } else if (bucket_pos < need_left) {
+            s.selected[need - need_left + bucket_pos] = OrderKey(key[i], idx);
+          }
+          ++bucket_pos;
+        }
+      }
+      selected_base += total & 0xFFFFu;
+      bucket_base += total >> 16;
+      __syncthreads();  // s.scan is reused
+    }
+
+    // 3. Radix select of the need_left largest 64-bit keys among the bucket's.
+    if (in_shared && need_left > 0) {
+      const int n = static_cast<int>(bucket_count);
+      uint64_t prefix64 = 0;
+      int shift64 = 64;
+      uint32_t need64 = need_left;
+      while (shift64 > 0) {
+        const int next = shift64 - 8;
+        for (int i = threadIdx.x; i < 256; i += kThreads) s.hist[i] = 0;
+        __syncthreads();
+        for (int i = threadIdx.x; i < n; i += kThreads) {
+          const uint64_t key = s.candidates[i];
+          if (shift64 == 64 || (key >> shift64) == prefix64) {
+            atomicAdd(&s.hist[(key >> next) & 0xFF], 1u);
+          }
+        }
+        __syncthreads();
+        FindBoundary(s, 256, need64);
+        need64 -= s.count_above;
+        prefix64 = (shift64 == 64 ? 0 : prefix64 << 8) | static_cast<uint64_t>(s.boundary_bin);
+        shift64 = next;
+        __syncthreads();
+      }
+      // prefix64 is now the need_left-th largest key: keep every key >= it, in bucket order.
+      const uint64_t threshold = prefix64;
+      uint32_t base = need - need_left;
+      for (int chunk = 0; chunk < n; chunk += kThreads) {
+        const int i = chunk + threadIdx.x;
+        const bool take = i < n && s.candidates[i] >= threshold;
+        uint32_t offset = 0, total = 0;
+        Scan(s.scan).ExclusiveSum(take ? 1u : 0u, offset, total);
+        if (take) s.selected[base + offset] = s.candidates[i];
+        base += total;
+        __syncthreads();  // s.scan is reused
+      }
+    }
+    __syncthreads();
+  }
+
+  // 4. Optional ordering, then the output row.
+  const int n = static_cast<int>(need);
+  const bool by_index = p.sort_by_index || p.output == TopkOutput::kBlocks;
+  if (by_index || p.sort_by_score) {
+    int padded = 1;
+    while (padded < n) padded <<= 1;
+    for (int i = threadIdx.x; i < padded; i += kThreads) {
+      if (i >= n) {
+        s.selected[i] = 0;
+      } else if (by_index) {
+        s.selected[i] = 0xFFFFFFFFull - IndexOf(s.selected[i]) + 1;  // descending = ascending idx
+      }
+    }
+    __syncthreads();
+    if (padded > 1) SortDescending(s.selected, padded);
+    if (by_index) {
+      for (int i = threadIdx.x; i < n; i += kThreads) {
+        s.selected[i] = OrderKey(0, static_cast<uint32_t>(0xFFFFFFFFull - (s.selected[i] - 1)));
+      }
+      __syncthreads();
+    }
+  }
+  int32_t* out = p.out + int64_t{row} * p.out_stride;
+  float* out_scores = p.out_scores ? p.out_scores + int64_t{row} * p.out_stride : nullptr;
+  if (p.output == TopkOutput::kBlocks) {
+    // Block 0, the selected blocks (ascending, all > 0), the own block, then -1.
+    const int own = p.own[row];
+    const int head = own >= 0 ? 1 : 0;
+    const int tail = own > 0 ? 1 : 0;
+    for (int i = threadIdx.x; i < p.out_stride; i += kThreads) {
+      int32_t value = -1;
+      if (i == 0 && head) {
+        value = 0;
+      } else if (i >= head && i < head + n) {
+        value = OutputValue(p, row, IndexOf(s.selected[i - head]));
+      } else if (i == head + n && tail) {
+        value = own;
+      }
+      out[i] = value;
+    }
+    return;
+  }
+  for (int i = threadIdx.x; i < p.out_stride; i += kThreads) {
+    if (i < n) {
+      const uint32_t idx = IndexOf(s.selected[i]);
+      out[i] = OutputValue(p, row, idx);
+      if (out_scores) out_scores[i] = scores[idx];
+    } else {
+      out[i] = -1;
+      if (out_scores) out_scores[i] = __int_as_float(0x7fc00000);
+    }
+  }
+}
+
+}  // namespace
+
+Status LaunchTopk(const TopkParams& params, cudaStream_t stream) {
+  if (params.rows == 0) return {};
+  if (params.k > kMaxK || params.out_stride > kMaxK + 2) {
+    return core::Unsupported("top_k = {}: the CUDA backend selects at most {} keys", params.k,
+                             kMaxK);
+  }
+  const int smem = static_cast<int>(sizeof(Shared));
+  HISA_CUDA_RETURN(
+      cudaFuncSetAttribute(TopkKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  TopkKernel<<<params.rows, kThreads, smem, stream>>>(params);
+  HISA_CUDA_CHECK_LAUNCH("top-k kernel launch");
+  return {};
+}
+
+}  // namespace hisa::cuda

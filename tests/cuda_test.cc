@@ -1,0 +1,492 @@
+// GPU tests: every CUDA path against the CPU reference (tie-aware sets), pooled keys byte-exact,
+// sentinels around outputs, determinism. Skipped, with the reason, where no Hopper GPU is present.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "hisa/check.h"
+#include "hisa/hisa.h"
+#include "hisa/numeric.h"
+
+#if defined(HISA_TEST_WITH_CUDA)
+#include <cuda_runtime.h>
+
+namespace hisa {
+namespace {
+
+// Rounding allowance of the GPU's scores, relative to the row's largest score magnitude: FP8
+// tensor-core products summed with reduced-precision alignment inside each 32-wide instruction
+// (about 2^-13 of the magnitude), float32 elsewhere. The measured worst case is printed by
+// GpuScoresWithinTolerance.
+constexpr double kGpuRelTol = 1e-3;
+
+bool HaveGpu(std::string* why) { return BackendAvailable(Backend::kCuda, why); }
+
+#define SKIP_WITHOUT_GPU()                                                   \
+  do {                                                                       \
+    std::string why;                                                         \
+    if (!HaveGpu(&why)) GTEST_SKIP() << "CUDA backend unavailable: " << why; \
+  } while (0)
+
+template <typename T>
+class DeviceArray {
+ public:
+  DeviceArray() = default;
+  explicit DeviceArray(const std::vector<T>& host) { Upload(host); }
+  ~DeviceArray() { cudaFree(ptr_); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  void Upload(const std::vector<T>& host) {
+    Resize(host.size());
+    if (!host.empty()) {
+      EXPECT_EQ(cudaMemcpy(ptr_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice),
+                cudaSuccess);
+    }
+  }
+  void Resize(size_t n) {
+    cudaFree(ptr_);
+    ptr_ = nullptr;
+    n_ = n;
+    EXPECT_EQ(cudaMalloc(&ptr_, std::max<size_t>(n, 1) * sizeof(T)), cudaSuccess);
+  }
+  std::vector<T> Download() const {
+    std::vector<T> host(n_);
+    if (n_) {
+      EXPECT_EQ(cudaMemcpy(host.data(), ptr_, n_ * sizeof(T), cudaMemcpyDeviceToHost),
+                cudaSuccess);
+    }
+    return host;
+  }
+  T* get() const { return static_cast<T*>(ptr_); }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t n_ = 0;
+};
+
+// A random FP8 problem: q [T, H, 128], w [T, H], k [N, 128], kscale [N].
+struct Problem {
+  IndexerConfig cfg;
+  std::vector<uint8_t> q, k;
+  std::vector<float> w, kscale;
+};
+
+Problem MakeProblem(int heads, int64_t num_queries, int64_t num_keys, uint64_t seed) {
+  Problem p;
+  p.cfg.num_heads = heads;
+  p.cfg.head_dim = 128;
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> uniform(0.5f, 1.5f);
+  // A shared direction makes scores correlated across heads, as in real indexers.
+  std::vector<float> direction(128);
+  for (float& x : direction) x = normal(rng);
+  p.q.resize(static_cast<size_t>(num_queries * heads * 128));
+  for (size_t i = 0; i < p.q.size(); ++i) {
+    p.q[i] = FloatToFp8(8.0f * (0.5f * direction[i % 128] + normal(rng)));
+  }
+  p.w.resize(static_cast<size_t>(num_queries * heads));
+  for (float& x : p.w) x = (uniform(rng) - 0.6f) * 0.01f;  // mostly positive gates
+  p.k.resize(static_cast<size_t>(num_keys * 128));
+  p.kscale.resize(static_cast<size_t>(num_keys));
+  std::vector<float> row(128);
+  for (int64_t s = 0; s < num_keys; ++s) {
+    const float bias = normal(rng);
+    for (int d = 0; d < 128; ++d) row[d] = normal(rng) + 0.3f * bias * direction[d];
+    p.kscale[s] = QuantizeRowFp8(row.data(), 128, ScaleRule::kAmax, p.k.data() + s * 128);
+  }
+  return p;
+}
+
+// Packed sequences of the given lengths; queries at random positions of random sequences.
+struct Batch {
+  std::vector<int32_t> ks, ke, seq_starts, seq_lens;
+};
+
+Batch MakeBatch(const std::vector<int32_t>& lens, int64_t num_queries, uint64_t seed,
+                bool at_end) {
+  Batch b;
+  int32_t start = 0;
+  for (int32_t len : lens) {
+    b.seq_starts.push_back(start);
+    b.seq_lens.push_back(len);
+    start += len;
+  }
+  std::mt19937_64 rng(seed);
+  for (int64_t t = 0; t < num_queries; ++t) {
+    const size_t i = at_end ? lens.size() - 1 : rng() % lens.size();
+    const int32_t len = lens[i];
+    const int32_t pos =
+        at_end ? len - static_cast<int32_t>(num_queries) + static_cast<int32_t>(t)
+               : static_cast<int32_t>(rng() % len);
+    b.ks.push_back(b.seq_starts[i]);
+    b.ke.push_back(b.seq_starts[i] + std::max(pos, 0) + 1);
+  }
+  return b;
+}
+
+struct GpuPrefill {
+  DeviceArray<uint8_t> q, k;
+  DeviceArray<float> w, kscale;
+  DeviceArray<int32_t> ks, ke;
+  PrefillInputs in;
+  GpuPrefill(const Problem& p, const Batch& b)
+      : q(p.q), k(p.k), w(p.w), kscale(p.kscale), ks(b.ks), ke(b.ke) {
+    in.q = q.get();
+    in.w = w.get();
+    in.keys = {k.get(), kscale.get(), static_cast<int64_t>(p.kscale.size())};
+    in.ks = ks.get();
+    in.ke = ke.get();
+    in.num_queries = static_cast<int64_t>(b.ks.size());
+  }
+};
+
+PrefillInputs HostPrefill(const Problem& p, const Batch& b) {
+  PrefillInputs in;
+  in.q = p.q.data();
+  in.w = p.w.data();
+  in.keys = {p.k.data(), p.kscale.data(), static_cast<int64_t>(p.kscale.size())};
+  in.ks = b.ks.data();
+  in.ke = b.ke.data();
+  in.num_queries = static_cast<int64_t>(b.ks.size());
+  return in;
+}
+
+RunOptions Gpu() {
+  RunOptions o;
+  o.backend = Backend::kCuda;
+  return o;
+}
+
+constexpr int32_t kSentinel = 0x5EAD5EAD;
+
+// indices [T, k] with a guard zone of 64 sentinels on each side.
+struct GuardedOutput {
+  int64_t size;
+  DeviceArray<int32_t> buffer;
+  explicit GuardedOutput(int64_t n) : size(n) {
+    buffer.Upload(std::vector<int32_t>(static_cast<size_t>(n + 128), kSentinel));
+  }
+  int32_t* data() const { return buffer.get() + 64; }
+  std::vector<int32_t> Get() const {
+    std::vector<int32_t> all = buffer.Download();
+    for (int i = 0; i < 64; ++i) {
+      EXPECT_EQ(all[i], kSentinel) << "write before the output at " << i - 64;
+      EXPECT_EQ(all[all.size() - 1 - i], kSentinel) << "write past the output";
+    }
+    return {all.begin() + 64, all.end() - 64};
+  }
+};
+
+TEST(Cuda, FlatPrefillMatchesReference) {
+  SKIP_WITHOUT_GPU();
+  for (int heads : {64, 32, 128}) {
+    SCOPED_TRACE(heads);
+    Problem p = MakeProblem(heads, 37, 5000, 11 + heads);
+    p.cfg.top_k = 256;
+    const Batch b = MakeBatch({1000, 3000, 17, 983}, 37, 5, false);
+    GpuPrefill g(p, b);
+    GuardedOutput out(37 * p.cfg.top_k);
+    ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, {out.data()}, Gpu()).ok());
+    const std::vector<int32_t> got = out.Get();
+    CheckOptions check;
+    check.rel_tol = kGpuRelTol;
+    const CheckResult r = CheckFlatPrefill(p.cfg, HostPrefill(p, b), got.data(), check);
+    EXPECT_TRUE(r.ok()) << r.first_failure;
+  }
+}
+
+TEST(Cuda, FlatPrefillEdgeRowsAndAbsolutePositions) {
+  SKIP_WITHOUT_GPU();
+  Problem p = MakeProblem(64, 6, 3000, 3);
+  p.cfg.top_k = 512;
+  // Empty row, one-token row, row shorter than k, exactly k, longer than k, unaligned start.
+  Batch b;
+  b.ks = {10, 0, 100, 7, 0, 1999};
+  b.ke = {10, 1, 300, 519, 3000, 2999};
+  GpuPrefill g(p, b);
+  for (PositionBase base : {PositionBase::kRelative, PositionBase::kAbsolute}) {
+    GuardedOutput out(6 * p.cfg.top_k);
+    RunOptions opts = Gpu();
+    opts.positions = base;
+    ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, {out.data()}, opts).ok());
+    const std::vector<int32_t> got = out.Get();
+    CheckOptions check;
+    check.rel_tol = kGpuRelTol;
+    check.positions = base;
+    const CheckResult r = CheckFlatPrefill(p.cfg, HostPrefill(p, b), got.data(), check);
+    EXPECT_TRUE(r.ok()) << r.first_failure;
+    for (int i = 0; i < p.cfg.top_k; ++i) EXPECT_EQ(got[i], -1);  // the empty row
+  }
+}
+
+TEST(Cuda, GpuScoresWithinTolerance) {
+  SKIP_WITHOUT_GPU();
+  Problem p = MakeProblem(64, 16, 4096, 21);
+  p.cfg.top_k = 4096;  // every key of every row: all scores come back
+  const Batch b = MakeBatch({4096}, 16, 1, true);
+  GpuPrefill g(p, b);
+  DeviceArray<int32_t> idx;
+  idx.Resize(16 * 4096);
+  DeviceArray<float> scores;
+  scores.Resize(16 * 4096);
+  TopkOutputs out;
+  out.indices = idx.get();
+  out.scores = scores.get();
+  ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, out, Gpu()).ok());
+  std::vector<float> ref(16 * 4096);
+  RunOptions cpu;
+  cpu.backend = Backend::kReference;
+  ASSERT_TRUE(FlatLogitsPrefill(p.cfg, HostPrefill(p, b), ref.data(), 4096, cpu).ok());
+  const std::vector<int32_t> got_idx = idx.Download();
+  const std::vector<float> got = scores.Download();
+  double worst = 0.0;
+  for (int t = 0; t < 16; ++t) {
+    double max_abs = 0.0;
+    for (int s = 0; s < b.ke[t]; ++s) max_abs = std::max(max_abs, std::fabs(double(ref[t * 4096 + s])));
+    for (int i = 0; i < b.ke[t]; ++i) {
+      const int s = got_idx[t * 4096 + i];
+      ASSERT_GE(s, 0);
+      worst = std::max(worst, std::fabs(double(got[t * 4096 + i]) - ref[t * 4096 + s]) / max_abs);
+    }
+  }
+  std::printf("[ measure  ] worst GPU score error relative to the row's largest score: %.3g\n",
+              worst);
+  EXPECT_LT(worst, kGpuRelTol);
+}
+
+TEST(Cuda, FlatDecodeMatchesReference) {
+  SKIP_WITHOUT_GPU();
+  for (int page_size : {64, 16, 128}) {
+    for (int next_n : {1, 2, 4}) {
+      SCOPED_TRACE(testing::Message() << "page " << page_size << " next_n " << next_n);
+      const int num_seqs = 5, max_pages = 40, num_pages = 220;
+      Problem p = MakeProblem(64, num_seqs * next_n, int64_t{num_pages} * page_size, 7 + next_n);
+      p.cfg.top_k = 300;
+      std::mt19937_64 rng(page_size * 10 + next_n);
+      std::vector<int32_t> pages(num_pages);
+      std::iota(pages.begin(), pages.end(), 0);
+      std::shuffle(pages.begin(), pages.end(), rng);
+      std::vector<int32_t> table(num_seqs * max_pages, 0), lens(num_seqs);
+      int used = 0;
+      for (int b = 0; b < num_seqs; ++b) {
+        lens[b] = std::max<int32_t>(next_n, static_cast<int32_t>(rng() % (max_pages * page_size)));
+        if (b == 0) lens[b] = next_n;  // shortest possible
+        const int n = (lens[b] + page_size - 1) / page_size;
+        for (int i = 0; i < n; ++i) table[b * max_pages + i] = pages[(used++) % num_pages];
+      }
+      DeviceArray<uint8_t> q(p.q), k(p.k);
+      DeviceArray<float> w(p.w), kscale(p.kscale);
+      DeviceArray<int32_t> d_table(table), d_lens(lens);
+      DecodeInputs in;
+      in.q = q.get();
+      in.w = w.get();
+      in.cache = {k.get(), kscale.get(), num_pages, page_size};
+      in.seqs = {d_table.get(), max_pages, d_lens.get(), num_seqs};
+      in.next_n = next_n;
+      DecodeInputs host = in;
+      host.q = p.q.data();
+      host.w = p.w.data();
+      host.cache = {p.k.data(), p.kscale.data(), num_pages, page_size};
+      host.seqs = {table.data(), max_pages, lens.data(), num_seqs};
+      for (PositionBase base : {PositionBase::kRelative, PositionBase::kAbsolute}) {
+        GuardedOutput out(int64_t{num_seqs} * next_n * p.cfg.top_k);
+        RunOptions opts = Gpu();
+        opts.positions = base;
+        ASSERT_TRUE(FlatTopkDecode(p.cfg, in, {out.data()}, opts).ok());
+        const std::vector<int32_t> got = out.Get();
+        CheckOptions check;
+        check.rel_tol = kGpuRelTol;
+        check.positions = base;
+        const CheckResult r = CheckFlatDecode(p.cfg, host, got.data(), check);
+        EXPECT_TRUE(r.ok()) << r.first_failure;
+      }
+    }
+  }
+}
+
+TEST(Cuda, PooledKeysMatchCpuBytes) {
+  SKIP_WITHOUT_GPU();
+  Problem p = MakeProblem(64, 1, 4000, 9);
+  for (ScaleRule rule : {ScaleRule::kAmax, ScaleRule::kUe8m0}) {
+    p.cfg.pooled_scale_rule = rule;
+    const Batch b = MakeBatch({1000, 2500, 500}, 1, 1, true);
+    const int64_t slots = PooledSlotsForRows(p.cfg, 4000);
+    std::vector<uint8_t> cpu_k(slots * 128, 0);
+    std::vector<float> cpu_s(slots, 0.0f);
+    ASSERT_TRUE(BuildPooledKeysPrefill(p.cfg, {p.k.data(), p.kscale.data(), 4000},
+                                       b.seq_starts.data(), b.seq_lens.data(), 3,
+                                       {cpu_k.data(), cpu_s.data(), slots})
+                    .ok());
+    DeviceArray<uint8_t> k(p.k), gk(std::vector<uint8_t>(slots * 128, 0));
+    DeviceArray<float> kscale(p.kscale), gs(std::vector<float>(slots, 0.0f));
+    DeviceArray<int32_t> starts(b.seq_starts), lens(b.seq_lens);
+    ASSERT_TRUE(BuildPooledKeysPrefill(p.cfg, {k.get(), kscale.get(), 4000}, starts.get(),
+                                       lens.get(), 3, {gk.get(), gs.get(), slots}, Gpu())
+                    .ok());
+    EXPECT_EQ(gk.Download(), cpu_k);
+    EXPECT_EQ(gs.Download(), cpu_s);
+  }
+}
+
+TEST(Cuda, HisaPrefillMatchesReference) {
+  SKIP_WITHOUT_GPU();
+  Problem p = MakeProblem(64, 24, 12000, 17);
+  p.cfg.top_k = 512;
+  p.cfg.block_size = 128;
+  p.cfg.block_budget = 8;  // o + 1 > m for most queries: stage 1 decides
+  const Batch b = MakeBatch({6000, 6000}, 24, 3, false);
+  const int64_t slots = PooledSlotsForRows(p.cfg, 12000);
+  DeviceArray<uint8_t> pk(std::vector<uint8_t>(slots * 128, 0));
+  DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
+  GpuPrefill g(p, b);
+  DeviceArray<int32_t> starts(b.seq_starts), lens(b.seq_lens);
+  ASSERT_TRUE(BuildPooledKeysPrefill(p.cfg, g.in.keys, starts.get(), lens.get(), 2,
+                                     {pk.get(), ps.get(), slots}, Gpu())
+                  .ok());
+  GuardedOutput idx(24 * p.cfg.top_k), blocks(24 * p.cfg.block_budget);
+  TopkOutputs out;
+  out.indices = idx.data();
+  out.blocks = blocks.data();
+  ASSERT_TRUE(HisaTopkPrefill(p.cfg, g.in, {pk.get(), ps.get(), slots}, out, Gpu()).ok());
+  const std::vector<uint8_t> host_pk = pk.Download();
+  const std::vector<float> host_ps = ps.Download();
+  const std::vector<int32_t> got = idx.Get(), got_blocks = blocks.Get();
+  CheckOptions check;
+  check.rel_tol = kGpuRelTol;
+  const CheckResult r =
+      CheckHisaPrefill(p.cfg, HostPrefill(p, b), {host_pk.data(), host_ps.data(), slots},
+                       got.data(), got_blocks.data(), check);
+  EXPECT_TRUE(r.ok()) << r.first_failure;
+}
+
+TEST(Cuda, HisaDecodeMatchesReference) {
+  SKIP_WITHOUT_GPU();
+  for (int page_size : {64, 128}) {
+    for (int next_n : {1, 2}) {
+      SCOPED_TRACE(testing::Message() << "page " << page_size << " next_n " << next_n);
+      const int num_seqs = 4, max_pages = 80, num_pages = 330;
+      Problem p = MakeProblem(64, num_seqs * next_n, int64_t{num_pages} * page_size, 31);
+      p.cfg.top_k = 256;
+      p.cfg.block_size = 128;
+      p.cfg.block_budget = 6;
+      std::mt19937_64 rng(page_size + next_n);
+      std::vector<int32_t> pages(num_pages);
+      std::iota(pages.begin(), pages.end(), 0);
+      std::shuffle(pages.begin(), pages.end(), rng);
+      std::vector<int32_t> table(num_seqs * max_pages, 0), lens(num_seqs);
+      int used = 0;
+      for (int b = 0; b < num_seqs; ++b) {
+        lens[b] = std::max<int32_t>(next_n, static_cast<int32_t>(rng() % (max_pages * page_size)));
+        const int n = (lens[b] + page_size - 1) / page_size;
+        for (int i = 0; i < n; ++i) table[b * max_pages + i] = pages[used++];
+      }
+      DeviceArray<uint8_t> q(p.q), k(p.k);
+      DeviceArray<float> w(p.w), kscale(p.kscale);
+      DeviceArray<int32_t> d_table(table), d_lens(lens);
+      DecodeInputs in;
+      in.q = q.get();
+      in.w = w.get();
+      in.cache = {k.get(), kscale.get(), num_pages, page_size};
+      in.seqs = {d_table.get(), max_pages, d_lens.get(), num_seqs};
+      in.next_n = next_n;
+      const int64_t slots = PooledSlotsForPages(p.cfg, num_pages, page_size);
+      DeviceArray<uint8_t> pk(std::vector<uint8_t>(slots * 128, 0));
+      DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
+      ASSERT_TRUE(
+          BuildPooledKeysPaged(p.cfg, in.cache, in.seqs, {pk.get(), ps.get(), slots}, Gpu()).ok());
+      GuardedOutput idx(int64_t{num_seqs} * next_n * p.cfg.top_k),
+          blocks(int64_t{num_seqs} * next_n * p.cfg.block_budget);
+      TopkOutputs out;
+      out.indices = idx.data();
+      out.blocks = blocks.data();
+      ASSERT_TRUE(HisaTopkDecode(p.cfg, in, {pk.get(), ps.get(), slots}, out, Gpu()).ok());
+      DecodeInputs host = in;
+      host.q = p.q.data();
+      host.w = p.w.data();
+      host.cache = {p.k.data(), p.kscale.data(), num_pages, page_size};
+      host.seqs = {table.data(), max_pages, lens.data(), num_seqs};
+      const std::vector<uint8_t> host_pk = pk.Download();
+      const std::vector<float> host_ps = ps.Download();
+      // The GPU's pooled keys equal the CPU's.
+      std::vector<uint8_t> cpu_pk(slots * 128, 0);
+      std::vector<float> cpu_ps(slots, 1.0f);
+      ASSERT_TRUE(BuildPooledKeysPaged(p.cfg, host.cache, host.seqs,
+                                       {cpu_pk.data(), cpu_ps.data(), slots})
+                      .ok());
+      EXPECT_EQ(host_pk, cpu_pk);
+      EXPECT_EQ(host_ps, cpu_ps);
+      const std::vector<int32_t> got = idx.Get(), got_blocks = blocks.Get();
+      CheckOptions check;
+      check.rel_tol = kGpuRelTol;
+      const CheckResult r = CheckHisaDecode(p.cfg, host, {host_pk.data(), host_ps.data(), slots},
+                                            got.data(), got_blocks.data(), check);
+      EXPECT_TRUE(r.ok()) << r.first_failure;
+    }
+  }
+}
+
+TEST(Cuda, RepeatedRunsBitwiseIdentical) {
+  SKIP_WITHOUT_GPU();
+  Problem p = MakeProblem(64, 64, 20000, 5);
+  p.cfg.top_k = 2048;
+  const Batch b = MakeBatch({20000}, 64, 2, true);
+  GpuPrefill g(p, b);
+  DeviceArray<int32_t> a, c;
+  a.Resize(64 * 2048);
+  c.Resize(64 * 2048);
+  ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, {a.get()}, Gpu()).ok());
+  ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, {c.get()}, Gpu()).ok());
+  EXPECT_EQ(a.Download(), c.Download());
+}
+
+TEST(Cuda, LongRowOfOneMillionKeys) {
+  SKIP_WITHOUT_GPU();
+  const int64_t n = int64_t{1} << 20;
+  Problem p = MakeProblem(32, 2, n, 13);
+  p.cfg.top_k = 2048;
+  const Batch b = MakeBatch({static_cast<int32_t>(n)}, 2, 1, true);
+  GpuPrefill g(p, b);
+  GuardedOutput out(2 * 2048);
+  ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, {out.data()}, Gpu()).ok());
+  const std::vector<int32_t> got = out.Get();
+  CheckOptions check;
+  check.rel_tol = kGpuRelTol;
+  const CheckResult r = CheckFlatPrefill(p.cfg, HostPrefill(p, b), got.data(), check);
+  EXPECT_TRUE(r.ok()) << r.first_failure;
+}
+
+TEST(Cuda, BadIndicesAreReportedNotRun) {
+  SKIP_WITHOUT_GPU();
+  Problem p = MakeProblem(64, 2, 1000, 1);
+  p.cfg.top_k = 64;
+  Batch b;
+  b.ks = {0, 5};
+  b.ke = {10, 1001};  // past the keys
+  GpuPrefill g(p, b);
+  GuardedOutput out(2 * 64);
+  const Status s = FlatTopkPrefill(p.cfg, g.in, {out.data()}, Gpu());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("ke[1] = 1001"), std::string::npos) << s.message();
+  // Unchecked, the kernels clamp: nothing is written out of bounds.
+  RunOptions unchecked = Gpu();
+  unchecked.check_indices = false;
+  EXPECT_TRUE(FlatTopkPrefill(p.cfg, g.in, {out.data()}, unchecked).ok());
+  out.Get();
+}
+
+}  // namespace
+}  // namespace hisa
+
+#else
+
+TEST(Cuda, SkippedWithoutCudaBuild) {
+  GTEST_SKIP() << "hisa was built without CUDA: the GPU tests are not compiled";
+}
+
+#endif
