@@ -35,10 +35,10 @@ constexpr int kStages = 4;
 constexpr int kKeyTileBytes = kTileKeys * kHeadDim;       // 32 KB
 constexpr int kQBytes = kQueryRowsPerCta * kHeadDim;      // 16 KB
 // setmaxnreg moves registers within the CTA's launch allocation (96 per thread at 640 threads):
-// the math warpgroups can gain only what the producer warpgroup gives up,
-// 4 * 128 * (112 - 96) = 128 * (96 - 32).
-constexpr int kProducerRegisters = 32;
-constexpr int kMathRegisters = 112;
+// the math warpgroups can gain only what the producer warpgroup gives up:
+// 4 * 128 * (104 - 96) <= 128 * (96 - 40).
+constexpr int kProducerRegisters = 40;
+constexpr int kMathRegisters = 104;
 
 using Barrier = cutlass::arch::ClusterTransactionBarrier;
 constexpr uint64_t kEvictNormal = static_cast<uint64_t>(cute::TMA::CacheHintSm90::EVICT_NORMAL);
