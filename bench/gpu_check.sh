@@ -31,11 +31,12 @@ if [ "${SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; t
 fi
 
 # 3. Benchmarks.
-if [ "${SKIP_BENCH:-0}" != 1 ] && [ -x "$BIN/hisa" ]; then
-  "$BIN/hisa" bench --backend cuda ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.txt"
-  "$BIN/hisa" bench --backend cuda --json ${BENCH_ARGS:-} > "$OUT/bench.json" 2>/dev/null
+if [ "${SKIP_BENCH:-0}" != 1 ] && [ -x "$BIN/hisa_gpu_bench" ]; then
+  "$BIN/hisa_gpu_bench" ${BENCH_ARGS:-} > "$OUT/bench.txt" 2> "$OUT/bench_progress.txt"
+  note "bench: exit $? ($(wc -l < "$OUT/bench.txt") lines in bench.txt)"
 fi
 
 echo
 echo "==== summary ===="
 for line in "${summary[@]}"; do echo "$line"; done
+[ -f "$OUT/bench.txt" ] && cat "$OUT/bench.txt"

@@ -217,7 +217,7 @@ struct HisaJob {
   bool paged;
   int32_t group;            // stage-1 queries per CTA
   ScoreParams keys;         // stage-2 key fields (paging, kscale, rows)
-  CUtensorMap k_map;        // keys, box of min(P, 64) rows (or 64)
+  CUtensorMap k_map;        // keys, box of min(P, 64) rows (or 64)        // their scales
   ScoreParams pooled_keys;  // stage-1 key fields
   CUtensorMap pooled_map;
   const TopkOutputs* out;
@@ -274,7 +274,8 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
     s1.scores = scores1;
     s1.score_stride = stride1;
     s1.block_table = table_at(s1.block_table, s1.bt_stride, s1.next_n);
-    HISA_RETURN_IF_ERROR(LaunchScore(cfg.num_heads, s1, q_map, job.pooled_map, stream));
+    HISA_RETURN_IF_ERROR(
+        LaunchScore(cfg.num_heads, s1, q_map, job.pooled_map, stream));
     // 2. Keep block 0, the own block and the m - 2 best others.
     TopkParams t1;
     t1.scores = scores1;
@@ -613,14 +614,14 @@ Status FlatLogitsPrefill(const IndexerConfig& cfg, const PrefillInputs& in, floa
     host.ke = ke.data();
     HISA_RETURN_IF_ERROR(core::ValidatePrefill(cfg, host, true));
   }
-  // -inf everywhere first, then the visible range (every byte of -inf is not uniform: a kernel).
-  HISA_RETURN_IF_ERROR(FillNegInf(logits, T, N, logits_stride, stream));
-  if (N == 0) return {};
   Scratch scratch(stream);
   Ranges ranges;
   HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
   HISA_RETURN_IF_ERROR(PrepareFlatPrefill(in.ks, in.ke, T, N, static_cast<int32_t>(N), ranges.r,
                                           stream));
+  // -inf outside each row's range; the scoring kernel writes the rest, so each entry once.
+  HISA_RETURN_IF_ERROR(FillOutside(logits, ranges.r.lo, ranges.r.hi, T, N, logits_stride, stream));
+  if (N == 0) return {};
   CUtensorMap q_map, k_map;
   HISA_RETURN_IF_ERROR(MakeRowMap(&q_map, in.q, int64_t{T} * cfg.num_heads, kHeadDim,
                                   kQueryRowsPerCta));

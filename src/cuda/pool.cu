@@ -10,7 +10,8 @@ namespace hisa::cuda {
 namespace {
 
 constexpr int kDim = 128;
-constexpr int kSplit = 64;  // CTAs per sequence (grid y); each walks every kSplit-th block
+constexpr int kSplit = 256;  // CTAs per sequence (grid y); each walks every kSplit-th block
+constexpr int kUnroll = 8;   // rows loaded ahead of the in-order sum
 
 struct PoolArgs {
   const uint8_t* k;
@@ -44,12 +45,20 @@ __device__ void PoolOne(const PoolArgs& a, RowOf row_of, int64_t slot) {
   __shared__ float amax_warp[kDim / 32];
   const int d = threadIdx.x;
   float sum = 0.0f;
-  for (int i = 0; i < a.block_size; ++i) {
-    const int64_t row = row_of(i);
-    const bool ok = row >= 0 && row < a.num_rows;
-    const float scale = ok ? (a.kscale ? a.kscale[row] : 1.0f) : 0.0f;
-    const float value = ok ? Fp8Value(a.k[row * kDim + d]) : 0.0f;
-    sum = __fadd_rn(sum, __fmul_rn(value, scale));
+  for (int i0 = 0; i0 < a.block_size; i0 += kUnroll) {
+    // Loads first (independent, in flight together), then the sum in order.
+    float value[kUnroll], scale[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t row = i0 + u < a.block_size ? row_of(i0 + u) : -1;
+      const bool ok = row >= 0 && row < a.num_rows;
+      scale[u] = ok ? (a.kscale ? a.kscale[row] : 1.0f) : 0.0f;
+      value[u] = ok ? Fp8Value(a.k[row * kDim + d]) : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      if (i0 + u < a.block_size) sum = __fadd_rn(sum, __fmul_rn(value[u], scale[u]));
+    }
   }
   const float mean = __fdiv_rn(sum, static_cast<float>(a.block_size));
   float amax = fabsf(mean);

@@ -57,20 +57,23 @@ __global__ void Stage2Kernel(int32_t n, int32_t block_size, const int32_t* block
   hi2[t] = own < 0 ? 0 : (count - 1) * block_size + (r.length[t] - own * block_size);
 }
 
-__global__ void FillNegInfKernel(float* logits, int64_t cols, int64_t stride) {
+__global__ void FillOutsideKernel(float* logits, const int32_t* lo, const int32_t* hi,
+                                  int64_t cols, int64_t stride) {
   float* row = logits + blockIdx.y * stride;
+  const int64_t l = lo[blockIdx.y], h = hi[blockIdx.y];
   for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < cols;
        c += int64_t{gridDim.x} * blockDim.x) {
-    row[c] = -INFINITY;
+    if (c < l || c >= h) row[c] = -INFINITY;
   }
 }
 
 }  // namespace
 
-Status FillNegInf(float* logits, int32_t rows, int64_t cols, int64_t stride, cudaStream_t stream) {
+Status FillOutside(float* logits, const int32_t* lo, const int32_t* hi, int32_t rows, int64_t cols,
+                   int64_t stride, cudaStream_t stream) {
   if (rows == 0 || cols == 0) return {};
   const int x = static_cast<int>(std::min<int64_t>(Blocks(cols), 64));
-  FillNegInfKernel<<<dim3(x, rows), kThreads, 0, stream>>>(logits, cols, stride);
+  FillOutsideKernel<<<dim3(x, rows), kThreads, 0, stream>>>(logits, lo, hi, cols, stride);
   HISA_CUDA_CHECK_LAUNCH("fill kernel launch");
   return {};
 }

@@ -42,7 +42,8 @@ Status PrepareHisaStage2(int32_t num_queries, int32_t block_size, const int32_t*
                          int32_t block_budget, const QueryRanges& r, int32_t* lo2, int32_t* hi2,
                          cudaStream_t stream);
 
-/// logits[t * stride + c] = -inf for t < rows, c < cols.
-Status FillNegInf(float* logits, int32_t rows, int64_t cols, int64_t stride, cudaStream_t stream);
+/// logits[t * stride + c] = -inf for t < rows, c < cols outside [lo[t], hi[t]).
+Status FillOutside(float* logits, const int32_t* lo, const int32_t* hi, int32_t rows, int64_t cols,
+                   int64_t stride, cudaStream_t stream);
 
 }  // namespace hisa::cuda

@@ -13,7 +13,6 @@
 #include <cute/arch/mma_sm90_desc.hpp>
 #include <cute/arch/mma_sm90_gmma.hpp>
 #include <cutlass/arch/barrier.h>
-#include <cutlass/arch/reg_reconfig.h>
 
 #include <cute/arch/copy_sm90_desc.hpp>
 
@@ -34,11 +33,9 @@ constexpr int kThreads = (kMathWarpgroups + 1) * 128;
 constexpr int kStages = 4;
 constexpr int kKeyTileBytes = kTileKeys * kHeadDim;       // 32 KB
 constexpr int kQBytes = kQueryRowsPerCta * kHeadDim;      // 16 KB
-// setmaxnreg moves registers within the CTA's launch allocation (96 per thread at 640 threads):
-// the math warpgroups can gain only what the producer warpgroup gives up:
-// 4 * 128 * (104 - 96) <= 128 * (96 - 40).
-constexpr int kProducerRegisters = 40;
-constexpr int kMathRegisters = 104;
+// No setmaxnreg: ptxas compiles every path of the kernel for the launch bound's 96 registers, so
+// lowering the producer's count would cut into registers its code uses, and raising the math
+// warpgroups' would give registers the compiled code never touches.
 
 using Barrier = cutlass::arch::ClusterTransactionBarrier;
 constexpr uint64_t kEvictNormal = static_cast<uint64_t>(cute::TMA::CacheHintSm90::EVICT_NORMAL);
@@ -71,8 +68,8 @@ __device__ __forceinline__ void Wait(const Barrier& barrier, uint32_t phase, int
 // Shared memory, offsets from a 1024-byte aligned base (swizzled tiles need that alignment).
 constexpr int kQOffset = 0;                                       // [2][128 rows][128 B]
 constexpr int kKeyOffset = kQOffset + 2 * kQBytes;                // [kStages][256][128 B]
-constexpr int kScaleOffset = kKeyOffset + kStages * kKeyTileBytes;  // [kStages][256] float
-constexpr int kBarrierOffset = kScaleOffset + kStages * kTileKeys * 4;
+constexpr int kBoxRowOffset = kKeyOffset + kStages * kKeyTileBytes;  // [kStages][256] int32
+constexpr int kBarrierOffset = kBoxRowOffset + kStages * kTileKeys * 4;
 constexpr int kNumBarriers = 2 * 2 + 2 * kStages;  // q full/empty, kv full/empty
 constexpr int kSmemBytes = kBarrierOffset + kNumBarriers * 8 + 1024;  // + alignment slack
 
@@ -173,7 +170,8 @@ __device__ __forceinline__ int64_t KeyRow(const ScoreParams& p, int t0, int c) {
 template <int kHeads>
 __global__ void __launch_bounds__(kThreads, 1)
     ScoreKernel(const __grid_constant__ ScoreParams p, const __grid_constant__ CUtensorMap q_map,
-                const __grid_constant__ CUtensorMap k_map, int num_groups, int num_items) {
+                const __grid_constant__ CUtensorMap k_map,
+                int num_groups, int num_items) {
   constexpr int kBanks = kQueryRowsPerCta / kHeads;  // queries per CTA
   constexpr int kAcc = kHeads / 2;                    // accumulators per thread per bank
   using Atom = typename MmaFor<kHeads>::Atom;
@@ -183,7 +181,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
   uint8_t* smem_q = smem + kQOffset;
   uint8_t* smem_keys = smem + kKeyOffset;
-  float* smem_scales = reinterpret_cast<float*>(smem + kScaleOffset);
+  int32_t* smem_box_rows = reinterpret_cast<int32_t*>(smem + kBoxRowOffset);
   Barrier* barriers = reinterpret_cast<Barrier*>(smem + kBarrierOffset);
   Barrier* q_full = barriers;
   Barrier* q_empty = barriers + 2;
@@ -207,7 +205,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   if (warp >= kMathWarpgroups * 4) {
     // ---- Producer warpgroup: warp 0 loads, the rest exit. -----------------------------------
-    cutlass::arch::warpgroup_reg_dealloc<kProducerRegisters>();
     if (warp != kMathWarpgroups * 4) return;
     if (lane == 0) {
       cute::prefetch_tma_descriptor(&q_map);
@@ -226,7 +223,8 @@ __global__ void __launch_bounds__(kThreads, 1)
                                      smem_q + qs * kQBytes, 0, it.t0 * kHeads);
       }
       ++q_iter;
-      // 2. Key tiles: bulk copies of box_rows rows, scales gathered by the lanes.
+      // 2. Key tiles: bulk copies of box_rows rows; the first row of each box goes to shared
+      //    memory for the math warps, which read the key scales themselves.
       for (int j = 0; j < it.num_tiles; ++j, ++kv_iter) {
         const int s = kv_iter % kStages;
         Wait(kv_empty[s], ((kv_iter / kStages) & 1) ^ 1, 1, item, j, it.num_tiles, kv_iter);
@@ -236,22 +234,15 @@ __global__ void __launch_bounds__(kThreads, 1)
         if (lane == 0) kv_full[s].expect_transaction(valid_boxes * p.box_rows * kHeadDim);
         __syncwarp();
         uint8_t* keys = smem_keys + s * kKeyTileBytes;
-        for (int b = lane; b < valid_boxes; b += 32) {
-          const int64_t row = KeyRow(p, it.t0, c0 + b * p.box_rows);
-          cute::SM90_TMA_LOAD_2D::copy(&k_map, reinterpret_cast<uint64_t*>(&kv_full[s]), kEvictNormal,
-                                       keys + b * p.box_rows * kHeadDim, 0,
-                                       static_cast<int32_t>(row));
-        }
-        float* scales = smem_scales + s * kTileKeys;
-        for (int k = lane; k < kTileKeys; k += 32) {
-          const int c = c0 + k;
-          float scale = 0.0f;
-          if (c < it.c_end) {
-            const int64_t row = KeyRow(p, it.t0, c);
-            scale = p.kscale == nullptr ? 1.0f
-                    : (row >= 0 && row < p.num_rows) ? __ldg(p.kscale + row) : 0.0f;
+        int32_t* box_row = smem_box_rows + s * kTileKeys;
+        for (int b = lane; b < boxes; b += 32) {
+          int32_t row = -1;
+          if (b < valid_boxes) {
+            row = static_cast<int32_t>(KeyRow(p, it.t0, c0 + b * p.box_rows));
+            cute::SM90_TMA_LOAD_2D::copy(&k_map, reinterpret_cast<uint64_t*>(&kv_full[s]),
+                                         kEvictNormal, keys + b * p.box_rows * kHeadDim, 0, row);
           }
-          scales[k] = scale;
+          box_row[b] = row;
         }
         __syncwarp();
         if (lane == 0) kv_full[s].arrive();
@@ -261,7 +252,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 
   // ---- Math warpgroups. -------------------------------------------------------------------------
-  cutlass::arch::warpgroup_reg_alloc<kMathRegisters>();
   const int wg = warp / 4;
   const int row0 = wg * 64 + (warp % 4) * 16 + lane / 4;  // this thread's keys: row0, row0 + 8
   const int quad = lane % 4;
@@ -317,14 +307,23 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
       cute::warpgroup_commit_batch();
+      // Key scales of this thread's two keys, loaded while the tensor cores work.
+      float scale0, scale1;
+      {
+        const int32_t* box_row = smem_box_rows + s * kTileKeys;
+        const int r0 = row0, r1 = row0 + 8;
+        const int64_t k0 = box_row[r0 / p.box_rows], k1 = box_row[r1 / p.box_rows];
+        const int64_t row_a = k0 < 0 ? -1 : k0 + r0 % p.box_rows;
+        const int64_t row_b = k1 < 0 ? -1 : k1 + r1 % p.box_rows;
+        scale0 = row_a >= 0 && row_a < p.num_rows ? __ldg(p.kscale + row_a) : 0.0f;
+        scale1 = row_b >= 0 && row_b < p.num_rows ? __ldg(p.kscale + row_b) : 0.0f;
+      }
       cute::warpgroup_wait<0>();
 #pragma unroll
       for (int b = 0; b < kBanks; ++b) {
 #pragma unroll
         for (int i = 0; i < kAcc; ++i) cute::warpgroup_fence_operand(acc[b][i]);
       }
-      const float scale0 = smem_scales[s * kTileKeys + row0];
-      const float scale1 = smem_scales[s * kTileKeys + row0 + 8];
       kv_empty[s].arrive();
 
       // 2. ReLU-weighted head sum: 2 keys x H/4 heads here, the other 3/4 in the quad.

@@ -60,7 +60,7 @@ struct ScoreParams {
 };
 
 /// Launches the scoring kernel for H heads (32, 64 or 128; D = 128, FP8 q and k). q_map and
-/// k_map are 2-D row maps (tma.h) with H * (128 / H) and params.box_rows rows per box.
+/// k_map are 2-D row maps (tma.h) with 128 and params.box_rows rows per box.
 Status LaunchScore(int heads, const ScoreParams& params, const CUtensorMap& q_map,
                    const CUtensorMap& k_map, cudaStream_t stream);
 

@@ -14,4 +14,5 @@ namespace hisa::cuda {
 /// outside [0, rows) read as zeros.
 Status MakeRowMap(CUtensorMap* map, const void* base, int64_t rows, int row_bytes, int box_rows);
 
+
 }  // namespace hisa::cuda
