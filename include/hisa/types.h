@@ -135,6 +135,11 @@ struct RunOptions {
   int32_t num_threads = 0;   ///< CPU backends: worker threads, 0 = all hardware threads
   void* stream = nullptr;    ///< CUDA backend: cudaStream_t to run on (null = default stream)
   size_t workspace_limit_bytes = size_t{1} << 30;  ///< CUDA: cap on extra device memory per call
+  /// CUDA: copy the index arrays (ks/ke, block table, context lengths) to the host and validate
+  /// them first (one device-to-host copy and stream sync per call). When false they are not
+  /// checked, but the kernels clamp them: no value makes hisa access memory out of bounds.
+  bool check_indices = true;
+  size_t* workspace_bytes = nullptr;  ///< CUDA: if not null, receives the extra device memory used
 };
 
 /// Bytes per element of a dtype.

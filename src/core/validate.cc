@@ -5,13 +5,19 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <numeric>
 #include <vector>
 
 namespace hisa::core {
 namespace {
 
 bool ValidDType(DType t) { return t == DType::kFp8E4M3 || t == DType::kBf16; }
+
+Status CheckPageSize(int32_t page_size) {
+  if (page_size < 16 || page_size % 16 != 0 || page_size > 65536) {
+    return Invalid("page_size = {} must be a multiple of 16 in [16, 65536]", page_size);
+  }
+  return {};
+}
 
 Status CheckKeyScale(const float* kscale, DType k_dtype, const char* name) {
   if (kscale == nullptr && k_dtype == DType::kFp8E4M3) {
@@ -106,6 +112,7 @@ Status ValidatePrefill(const IndexerConfig& cfg, const PrefillInputs& in, bool h
 }
 
 Status ValidatePagedBlocks(const IndexerConfig& cfg, int32_t page_size) {
+  HISA_RETURN_IF_ERROR(CheckPageSize(page_size));  // before dividing by it
   const int32_t b = cfg.block_size;
   if (b >= page_size ? b % page_size != 0 : page_size % b != 0) {
     return Invalid("block_size = {} and page_size = {}: one must be a multiple of the other", b,
@@ -116,9 +123,7 @@ Status ValidatePagedBlocks(const IndexerConfig& cfg, int32_t page_size) {
 
 Status ValidatePaged(const IndexerConfig& cfg, const PagedKeys& cache, const PagedSequences& seqs,
                      int32_t min_len, bool host_readable) {
-  if (cache.page_size < 16 || cache.page_size % 16 != 0 || cache.page_size > 65536) {
-    return Invalid("page_size = {} must be a multiple of 16 in [16, 65536]", cache.page_size);
-  }
+  HISA_RETURN_IF_ERROR(CheckPageSize(cache.page_size));
   if (cache.num_pages < 0) return Invalid("num_pages = {} is negative", cache.num_pages);
   if (cache.num_pages > kMaxPositions / cache.page_size) {
     return Invalid("num_pages * page_size = {} * {} exceeds the int32 position limit",
@@ -201,13 +206,17 @@ Status ValidateSequences(const int32_t* seq_starts, const int32_t* seq_lens, int
                      seq_starts[i], seq_lens[i], num_keys);
     }
   }
-  std::vector<int32_t> order(static_cast<size_t>(num_seqs));
-  std::iota(order.begin(), order.end(), 0);
+  // Non-empty sequences sorted by start overlap iff two neighbours do. Empty ones hold no rows
+  // and must not sit between two neighbours (they would hide an overlap).
+  std::vector<int32_t> order;
+  for (int32_t i = 0; i < num_seqs; ++i) {
+    if (seq_lens[i] > 0) order.push_back(i);
+  }
   std::sort(order.begin(), order.end(),
             [&](int32_t a, int32_t b) { return seq_starts[a] < seq_starts[b]; });
   for (size_t i = 1; i < order.size(); ++i) {
     const int32_t a = order[i - 1], b = order[i];
-    if (seq_lens[a] > 0 && seq_lens[b] > 0 && int64_t{seq_starts[a]} + seq_lens[a] > seq_starts[b]) {
+    if (int64_t{seq_starts[a]} + seq_lens[a] > seq_starts[b]) {
       return Invalid("sequences {} (rows [{}, {})) and {} (rows [{}, {})) overlap", a,
                      seq_starts[a], int64_t{seq_starts[a]} + seq_lens[a], b, seq_starts[b],
                      int64_t{seq_starts[b]} + seq_lens[b]);

@@ -85,9 +85,9 @@ int Segments(int64_t groups, int64_t max_len, int sm_count) {
   return static_cast<int>(std::clamp<int64_t>(wanted, 1, cap));
 }
 
-// Largest group (queries per CTA) that divides next_n and fits 128 / H.
+// Largest group (queries per CTA: 1, 2 or 4, at most 128 / H) that divides next_n.
 int DecodeGroup(int heads, int next_n) {
-  for (int g = 128 / heads; g > 1; --g) {
+  for (int g = 128 / heads; g > 1; g /= 2) {
     if (next_n % g == 0) return g;
   }
   return 1;

@@ -46,6 +46,7 @@ constexpr uint64_t kEvictNormal = static_cast<uint64_t>(cute::TMA::CacheHintSm90
 __device__ __forceinline__ void Wait(const Barrier& barrier, uint32_t phase, int tag, int item,
                                      int tile, int tiles, uint32_t iter) {
 #if defined(HISA_KERNEL_WATCHDOG)
+  if (barrier.try_wait(phase)) return;
   const long long start = clock64();
   while (!barrier.try_wait(phase)) {
     if (clock64() - start > 4'000'000'000LL) {
@@ -69,7 +70,8 @@ __device__ __forceinline__ void Wait(const Barrier& barrier, uint32_t phase, int
 constexpr int kQOffset = 0;                                       // [2][128 rows][128 B]
 constexpr int kKeyOffset = kQOffset + 2 * kQBytes;                // [kStages][256][128 B]
 constexpr int kBoxRowOffset = kKeyOffset + kStages * kKeyTileBytes;  // [kStages][256] int32
-constexpr int kBarrierOffset = kBoxRowOffset + kStages * kTileKeys * 4;
+constexpr int kWeightOffset = kBoxRowOffset + kStages * kTileKeys * 4;  // [4][128] float
+constexpr int kBarrierOffset = kWeightOffset + kMathWarpgroups * kQueryRowsPerCta * 4;
 constexpr int kNumBarriers = 2 * 2 + 2 * kStages;  // q full/empty, kv full/empty
 constexpr int kSmemBytes = kBarrierOffset + kNumBarriers * 8 + 1024;  // + alignment slack
 
@@ -93,6 +95,21 @@ __device__ __forceinline__ void Wgmma(uint64_t desc_a, uint64_t desc_b, float (&
                                       cute::SM90::GMMA::ScaleOut scale,
                                       std::index_sequence<I...>) {
   Atom::fma(desc_a, desc_b, acc[I]..., scale);
+}
+
+// warpgroup_wait with a count known only after unrolling.
+__device__ __forceinline__ void WaitPendingGroups(int pending) {
+  switch (pending) {
+    case 0: cute::warpgroup_wait<0>(); break;
+    case 1: cute::warpgroup_wait<1>(); break;
+    case 2: cute::warpgroup_wait<2>(); break;
+    default: cute::warpgroup_wait<3>(); break;
+  }
+}
+
+// Barrier among the 128 threads of math warpgroup `wg` (ids 1-4; 0 is __syncthreads).
+__device__ __forceinline__ void WarpgroupSync(int wg) {
+  asm volatile("bar.sync %0, 128;" ::"r"(wg + 1) : "memory");
 }
 
 // Descriptor of a K-major tile of 128-byte rows with the 128-byte swizzle (8-row atoms of 1 KB).
@@ -167,12 +184,12 @@ __device__ __forceinline__ int64_t KeyRow(const ScoreParams& p, int t0, int c) {
   return -1;
 }
 
-template <int kHeads>
+template <int kHeads, int kBanks>
 __global__ void __launch_bounds__(kThreads, 1)
     ScoreKernel(const __grid_constant__ ScoreParams p, const __grid_constant__ CUtensorMap q_map,
                 const __grid_constant__ CUtensorMap k_map,
                 int num_groups, int num_items) {
-  constexpr int kBanks = kQueryRowsPerCta / kHeads;  // queries per CTA
+  static_assert(kBanks * kHeads <= kQueryRowsPerCta, "one q tile holds the group");
   constexpr int kAcc = kHeads / 2;                    // accumulators per thread per bank
   using Atom = typename MmaFor<kHeads>::Atom;
 
@@ -182,6 +199,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint8_t* smem_q = smem + kQOffset;
   uint8_t* smem_keys = smem + kKeyOffset;
   int32_t* smem_box_rows = reinterpret_cast<int32_t*>(smem + kBoxRowOffset);
+  float* smem_weights = reinterpret_cast<float*>(smem + kWeightOffset);
   Barrier* barriers = reinterpret_cast<Barrier*>(smem + kBarrierOffset);
   Barrier* q_full = barriers;
   Barrier* q_empty = barriers + 2;
@@ -193,11 +211,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (threadIdx.x == kMathWarpgroups * 128) {
     for (int i = 0; i < 2; ++i) {
       q_full[i].init(1);
-      q_empty[i].init(kMathWarpgroups * 128);
+      q_empty[i].init(kMathWarpgroups * 4);
     }
     for (int i = 0; i < kStages; ++i) {
       kv_full[i].init(1);
-      kv_empty[i].init(kMathWarpgroups * 128);
+      kv_empty[i].init(kMathWarpgroups * 4);  // one arrival per math warp
     }
     cutlass::arch::fence_barrier_init();
   }
@@ -255,28 +273,34 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int wg = warp / 4;
   const int row0 = wg * 64 + (warp % 4) * 16 + lane / 4;  // this thread's keys: row0, row0 + 8
   const int quad = lane % 4;
+  const int box_shift = __ffs(p.box_rows) - 1;  // box_rows is a power of two
+  const int box_mask = p.box_rows - 1;
   float acc[kBanks][kAcc];
-  float weight[kBanks][kHeads / 4];  // heads 8j + 2 * quad + e  ->  weight[b][2j + e]
+  float* weights = smem_weights + wg * kQueryRowsPerCta;  // this warpgroup's copy, [kBanks][H]
+  const int wg_thread = threadIdx.x % 128;
   int32_t lo[kBanks], hi[kBanks];
   uint32_t q_iter = 0, kv_iter = 0;
   for (int item = blockIdx.x; item < num_items; item += gridDim.x) {
     const Item it = GetItem(p, item, num_groups);
     if (it.num_tiles == 0) continue;
+    float* out_row[kBanks];  // indexed by coordinate: scores of query t0 + b
 #pragma unroll
     for (int b = 0; b < kBanks; ++b) {
-      const int t = it.t0 + b;
       const bool live = b < it.count;
-      lo[b] = live ? __ldg(p.lo + t) : 0;
-      hi[b] = live ? __ldg(p.hi + t) : 0;
-#pragma unroll
-      for (int j = 0; j < kHeads / 8; ++j) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          weight[b][2 * j + e] =
-              live ? __ldg(p.w + int64_t{t} * kHeads + 8 * j + 2 * quad + e) : 0.0f;
-        }
-      }
+      lo[b] = live ? __ldg(p.lo + it.t0 + b) : 0;
+      hi[b] = live ? __ldg(p.hi + it.t0 + b) : 0;  // lo == hi: nothing stored for this bank
+      out_row[b] = p.scores + int64_t{it.t0 + b} * p.score_stride -
+                   (p.absolute_columns ? 0 : lo[b]);
     }
+    // The group's gates, in shared memory (registers hold the accumulators): one copy per
+    // warpgroup, rewritten once all its warps are done with the previous item.
+    WarpgroupSync(wg);
+    if (wg_thread < kBanks * kHeads) {
+      const int b = wg_thread / kHeads;
+      weights[wg_thread] =
+          b < it.count ? __ldg(p.w + int64_t{it.t0} * kHeads + wg_thread) : 0.0f;
+    }
+    WarpgroupSync(wg);
     const int qs = q_iter % 2;
     Wait(q_full[qs], (q_iter / 2) & 1, 2, item, -1, it.num_tiles, q_iter);
     const uint8_t* q_tile = smem_q + qs * kQBytes;
@@ -295,7 +319,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int b = 0; b < kBanks; ++b) {
         // Every bank, also past the group's last query (its q rows are zeros or another
-        // group's): a uniform instruction stream keeps the accumulators in place.
+        // group's): a uniform instruction stream keeps the accumulators in place. One commit
+        // group per bank, so bank b's epilogue overlaps the tensor work of banks after it.
         const uint64_t desc_a = SmemDescriptor(key_tile);
         const uint64_t desc_b = SmemDescriptor(q_tile + b * kHeads * kHeadDim);
 #pragma unroll
@@ -305,41 +330,41 @@ __global__ void __launch_bounds__(kThreads, 1)
                       k == 0 ? cute::SM90::GMMA::ScaleOut::Zero : cute::SM90::GMMA::ScaleOut::One,
                       std::make_index_sequence<kAcc>{});
         }
+        cute::warpgroup_commit_batch();
       }
-      cute::warpgroup_commit_batch();
       // Key scales of this thread's two keys, loaded while the tensor cores work.
       float scale0, scale1;
       {
         const int32_t* box_row = smem_box_rows + s * kTileKeys;
-        const int r0 = row0, r1 = row0 + 8;
-        const int64_t k0 = box_row[r0 / p.box_rows], k1 = box_row[r1 / p.box_rows];
-        const int64_t row_a = k0 < 0 ? -1 : k0 + r0 % p.box_rows;
-        const int64_t row_b = k1 < 0 ? -1 : k1 + r1 % p.box_rows;
+        const int32_t first0 = box_row[row0 >> box_shift], first1 = box_row[(row0 + 8) >> box_shift];
+        const int64_t row_a = first0 < 0 ? -1 : int64_t{first0} + (row0 & box_mask);
+        const int64_t row_b = first1 < 0 ? -1 : int64_t{first1} + ((row0 + 8) & box_mask);
         scale0 = row_a >= 0 && row_a < p.num_rows ? __ldg(p.kscale + row_a) : 0.0f;
         scale1 = row_b >= 0 && row_b < p.num_rows ? __ldg(p.kscale + row_b) : 0.0f;
       }
-      cute::warpgroup_wait<0>();
-#pragma unroll
-      for (int b = 0; b < kBanks; ++b) {
-#pragma unroll
-        for (int i = 0; i < kAcc; ++i) cute::warpgroup_fence_operand(acc[b][i]);
-      }
-      kv_empty[s].arrive();
 
-      // 2. ReLU-weighted head sum: 2 keys x H/4 heads here, the other 3/4 in the quad.
+      // 2. ReLU-weighted head sum, bank by bank as each bank's products land: 2 keys x H/4
+      //    heads here, the other 3/4 in the quad.
       const int c_row0 = it.c_begin + j * kTileKeys + row0;
       float value[2 * kBanks];
 #pragma unroll
       for (int b = 0; b < kBanks; ++b) {
+        WaitPendingGroups(kBanks - 1 - b);
+#pragma unroll
+        for (int i = 0; i < kAcc; ++i) cute::warpgroup_fence_operand(acc[b][i]);
+        if (b == kBanks - 1) {  // every product of the tile is done: release the stage
+          __syncwarp();
+          if (lane == 0) kv_empty[s].arrive();
+        }
         float sum0[2] = {0.0f, 0.0f}, sum1[2] = {0.0f, 0.0f};
+        const float2* w2 = reinterpret_cast<const float2*>(weights + b * kHeads + 2 * quad);
 #pragma unroll
         for (int jj = 0; jj < kHeads / 8; ++jj) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const float w = weight[b][2 * jj + e];
-            sum0[e] = fmaf(w, fmaxf(acc[b][4 * jj + e], 0.0f), sum0[e]);      // ReLU(NaN) = 0
-            sum1[e] = fmaf(w, fmaxf(acc[b][4 * jj + 2 + e], 0.0f), sum1[e]);
-          }
+          const float2 w = w2[4 * jj];  // heads 8 jj + 2 quad + {0, 1}
+          sum0[0] = fmaf(w.x, fmaxf(acc[b][4 * jj + 0], 0.0f), sum0[0]);  // ReLU(NaN) = 0
+          sum0[1] = fmaf(w.y, fmaxf(acc[b][4 * jj + 1], 0.0f), sum0[1]);
+          sum1[0] = fmaf(w.x, fmaxf(acc[b][4 * jj + 2], 0.0f), sum1[0]);
+          sum1[1] = fmaf(w.y, fmaxf(acc[b][4 * jj + 3], 0.0f), sum1[1]);
         }
         value[2 * b] = sum0[0] + sum0[1];
         value[2 * b + 1] = sum1[0] + sum1[1];
@@ -355,19 +380,16 @@ __global__ void __launch_bounds__(kThreads, 1)
         if (v % 4 != quad) continue;
         const int b = v / 2;
         const int c = c_row0 + (v % 2) * 8;
-        if (b < it.count && c >= lo[b] && c < hi[b]) {
-          const float score = value[v] * ((v % 2) ? scale1 : scale0);
-          p.scores[int64_t{it.t0 + b} * p.score_stride + (p.absolute_columns ? c : c - lo[b])] =
-              score;
-        }
+        if (c >= lo[b] && c < hi[b]) out_row[b][c] = value[v] * ((v % 2) ? scale1 : scale0);
       }
     }
-    q_empty[qs].arrive();
+    __syncwarp();
+    if (lane == 0) q_empty[qs].arrive();
     ++q_iter;
   }
 }
 
-template <int kHeads>
+template <int kHeads, int kBanks>
 Status Launch(const ScoreParams& params, const CUtensorMap& q_map, const CUtensorMap& k_map,
               cudaStream_t stream) {
   DeviceInfo device;
@@ -376,9 +398,9 @@ Status Launch(const ScoreParams& params, const CUtensorMap& q_map, const CUtenso
   const int num_items = num_groups * params.segments;
   if (num_items == 0) return {};
   HISA_CUDA_RETURN(cudaFuncSetAttribute(
-      ScoreKernel<kHeads>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
+      ScoreKernel<kHeads, kBanks>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
   const int grid = std::min(num_items, device.sm_count);
-  ScoreKernel<kHeads><<<grid, kThreads, kSmemBytes, stream>>>(params, q_map, k_map, num_groups,
+  ScoreKernel<kHeads, kBanks><<<grid, kThreads, kSmemBytes, stream>>>(params, q_map, k_map, num_groups,
                                                                num_items);
   HISA_CUDA_CHECK_LAUNCH("score kernel launch");
   return {};
@@ -391,12 +413,24 @@ Status LaunchScore(int heads, const ScoreParams& params, const CUtensorMap& q_ma
   if (params.group_size < 1 || params.group_size * heads > kQueryRowsPerCta) {
     return {StatusCode::kInternal, "score kernel: bad group size"};
   }
+  // One instance per (heads, queries per CTA): a CTA never computes a bank it does not use.
+  const int g = params.group_size;
   switch (heads) {
-    case 32: return Launch<32>(params, q_map, k_map, stream);
-    case 64: return Launch<64>(params, q_map, k_map, stream);
-    case 128: return Launch<128>(params, q_map, k_map, stream);
+    case 32:
+      if (g == 1) return Launch<32, 1>(params, q_map, k_map, stream);
+      if (g == 2) return Launch<32, 2>(params, q_map, k_map, stream);
+      if (g == 4) return Launch<32, 4>(params, q_map, k_map, stream);
+      break;
+    case 64:
+      if (g == 1) return Launch<64, 1>(params, q_map, k_map, stream);
+      if (g == 2) return Launch<64, 2>(params, q_map, k_map, stream);
+      break;
+    case 128:
+      if (g == 1) return Launch<128, 1>(params, q_map, k_map, stream);
+      break;
     default: return core::Unsupported("num_heads = {}: the CUDA backend supports 32, 64, 128", heads);
   }
+  return {StatusCode::kInternal, "score kernel: no instance for this group size"};
 }
 
 }  // namespace hisa::cuda

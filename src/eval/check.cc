@@ -58,7 +58,7 @@ std::string CheckSelection(const std::vector<int64_t>& values, const std::vector
     if (selected[it->second]) return fmt::format("{} slot {} = {} is repeated", what, i, got[i]);
     selected[it->second] = 1;
   }
-  if (n == count) return "";
+  if (n == count || n == 0) return "";  // nothing left out, or nothing to select (k = 0)
   std::vector<int64_t> order(static_cast<size_t>(count));
   std::iota(order.begin(), order.end(), int64_t{0});
   std::nth_element(order.begin(), order.begin() + (n - 1), order.end(), [&](int64_t a, int64_t b) {
