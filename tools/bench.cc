@@ -1,6 +1,7 @@
 #include "bench.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "bench_cuda.h"
 #include "progress.h"
 #include "return_if_error.h"
 #include "staged.h"
@@ -263,6 +265,88 @@ void PrintJson(const IndexerConfig& cfg, const BenchOptions& options,
   std::printf("%s\n", out.dump(2).c_str());
 }
 
+// `hisa bench --backend cuda`: the sweep of bench_cuda.h, printed as one table.
+int RunBenchCuda(const BenchOptions& options) {
+  ApplyThreads(options.run);
+  CudaBenchOptions cuda;
+  cuda.cfg = MakeConfig(options.shape);
+  cuda.seed = options.run.seed;
+  Status status;
+  if (options.contexts_given) status = ParseContexts(options.contexts, &cuda.prefill_contexts);
+  if (status.ok()) status = ParseContexts(options.decode_contexts, &cuda.decode_contexts);
+  if (options.queries_given) cuda.prefill_queries = options.queries;
+  if (options.repeats_given) cuda.repeats = options.repeats;
+  cuda.decode_batches = options.batches;
+  cuda.next_ns = options.next_ns;
+  if (status.ok() && !ParseRegime(options.regime, &cuda.regime)) {
+    status = {StatusCode::kInvalidArgument,
+              fmt::format("--regime: '{}' is not a regime", options.regime)};
+  }
+  if (status.ok()) status = ValidateSetup(cuda.cfg, MakeRunOptions(options.run));
+  if (!status.ok()) return ReportError("bench", status);
+  std::vector<CudaBenchRow> rows;
+  {
+    const int steps = static_cast<int>(cuda.prefill_contexts.size() +
+                                       cuda.decode_contexts.size() * cuda.next_ns.size() *
+                                           cuda.decode_batches.size());
+    Progress progress("bench", steps);
+    int step = 0;
+    status = RunCudaBench(cuda, [&](const std::string& what) { progress.Step(++step, what); },
+                          &rows);
+  }
+  if (!status.ok()) return ReportError("bench", status);
+  const std::string reproduce = fmt::format(
+      "hisa bench --backend cuda {} --regime={} --contexts={} --queries={} --repeats={} "
+      "--decode-contexts={} --batches={} --next-n={} --seed={}",
+      ShapeArguments(options.shape), options.regime,
+      fmt::join(cuda.prefill_contexts, ","), cuda.prefill_queries, cuda.repeats,
+      fmt::join(cuda.decode_contexts, ","), fmt::join(cuda.decode_batches, ","),
+      fmt::join(cuda.next_ns, ","), cuda.seed);
+  if (options.json) {
+    nlohmann::json out;
+    out["reproduce"] = reproduce;
+    out["device"] = CudaDeviceSummary();
+    for (const CudaBenchRow& r : rows) {
+      out["rows"].push_back({{"phase", r.phase}, {"method", r.method}, {"context", r.context},
+                             {"queries", r.queries}, {"next_n", r.next_n},
+                             {"ms_median", r.ms_median}, {"ms_min", r.ms_min},
+                             {"ms_max", r.ms_max}, {"pairs", r.pairs}, {"tflops", r.tflops},
+                             {"key_gbytes_s", r.key_gbytes_s},
+                             {"workspace_bytes", r.workspace_bytes}, {"speedup", r.speedup}});
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  std::printf("reproduce: %s\n", reproduce.c_str());
+  std::printf("device: %s | H=%d D=%d k=%d B=%d m=%d fp8 | regime %s | CUDA events, median of "
+              "%d after %d warm-ups, inputs rotated past L2, index checks off\n",
+              CudaDeviceSummary().c_str(), cuda.cfg.num_heads, cuda.cfg.head_dim, cuda.cfg.top_k,
+              cuda.cfg.block_size, cuda.cfg.block_budget, options.regime.c_str(), cuda.repeats,
+              cuda.warmup);
+  std::printf("score = scoring kernel alone (logits); pool = pooled-key build; TFLOP/s counts "
+              "2*H*D per scored (query, key) pair; GB/s counts 132 bytes per scored key\n\n");
+  Table table;
+  for (const char* column : {"phase", "method", "context", "queries/batch", "next_n", "ms",
+                             "min ms", "max ms", "TFLOP/s", "key GB/s", "extra MiB",
+                             "speedup"}) {
+    table.AddColumn(column);
+  }
+  for (const CudaBenchRow& r : rows) {
+    table.AddRow({r.phase, r.method, FormatContext(r.context), fmt::format("{}", r.queries),
+                  r.phase == "decode" ? fmt::format("{}", r.next_n) : "-",
+                  fmt::format("{:.4f}", r.ms_median), fmt::format("{:.4f}", r.ms_min),
+                  fmt::format("{:.4f}", r.ms_max),
+                  r.method == "pool" ? "-" : fmt::format("{:.1f}", r.tflops),
+                  fmt::format("{:.0f}", r.key_gbytes_s),
+                  r.method == "hisa" || r.method == "flat"
+                      ? fmt::format("{:.1f}", r.workspace_bytes / 1048576.0)
+                      : "-",
+                  r.speedup > 0 ? fmt::format("{:.2f}x", r.speedup) : "-"});
+  }
+  std::fputs(table.Render().c_str(), stdout);
+  return 0;
+}
+
 }  // namespace
 
 void AddBenchOptions(CLI::App* command, BenchOptions* options) {
@@ -288,11 +372,31 @@ void AddBenchOptions(CLI::App* command, BenchOptions* options) {
                                 "against the chosen backend at the same size",
                                 FormatContext(kReferenceContext), kReferenceQueries));
   command->add_flag("--json", options->json, "print JSON to stdout instead of the table");
+  command
+      ->add_option("--decode-contexts", options->decode_contexts,
+                   "cuda only: context lengths of the decode sweep (one sequence length each)")
+      ->delimiter(',')
+      ->default_str("32K,128K");
+  command
+      ->add_option("--batches", options->batches,
+                   "cuda only: decode batch sizes (sequences per step); empty skips decode")
+      ->delimiter(',')
+      ->default_str("1,32,64,128");
+  command
+      ->add_option("--next-n", options->next_ns, "cuda only: query tokens per sequence in decode")
+      ->delimiter(',')
+      ->default_str("1,2");
+  command->parse_complete_callback([command, options] {
+    options->contexts_given = command->count("--contexts") > 0;
+    options->queries_given = command->count("--queries") > 0;
+    options->repeats_given = command->count("--repeats") > 0;
+  });
   AddShapeOptions(command, &options->shape);
   AddRunSettings(command, &options->run);
 }
 
 int RunBench(const BenchOptions& options) {
+  if (ParseBackend(options.run.backend) == Backend::kCuda) return RunBenchCuda(options);
   ApplyThreads(options.run);
   const RunOptions opts = MakeRunOptions(options.run);
   const IndexerConfig cfg = MakeConfig(options.shape);

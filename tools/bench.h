@@ -19,6 +19,14 @@ struct BenchOptions {
   std::string regime = "topics";
   bool reference = false;  // add the reference backend at a small size
   bool json = false;
+  // The GPU sweep (--backend cuda): prefill at --contexts with --queries (defaults 8K..128K and
+  // 1024 when not given), then paged decode.
+  std::vector<std::string> decode_contexts = {"32K", "128K"};
+  std::vector<int32_t> batches = {1, 32, 64, 128};
+  std::vector<int32_t> next_ns = {1, 2};
+  bool contexts_given = false;
+  bool queries_given = false;
+  bool repeats_given = false;
 };
 
 /// Registers the options of `hisa bench` on its subcommand.
