@@ -112,15 +112,14 @@ __device__ __forceinline__ void WarpgroupSync(int wg) {
   asm volatile("bar.sync %0, 128;" ::"r"(wg + 1) : "memory");
 }
 
-// Descriptor of a K-major tile of 128-byte rows with the 128-byte swizzle (8-row atoms of 1 KB).
-__device__ __forceinline__ uint64_t SmemDescriptor(const void* smem) {
-  cute::GmmaDescriptor desc;
-  desc.bitfield.start_address_ = static_cast<uint16_t>(cute::cast_smem_ptr_to_uint(smem) >> 4);
-  desc.bitfield.leading_byte_offset_ = 1;       // unused with swizzling
-  desc.bitfield.stride_byte_offset_ = 1024 >> 4;  // next 8-row atom
-  desc.bitfield.base_offset_ = 0;
-  desc.bitfield.layout_type_ = 1;  // SWIZZLE_128B
-  return desc.desc_;
+// Descriptor of a K-major tile of 128-byte rows with the 128-byte swizzle (8-row atoms of 1 KB):
+// start address >> 4 in bits 0-13, leading byte offset 1 (unused with swizzling) at bit 16,
+// stride byte offset 1024 >> 4 at bit 32, layout SWIZZLE_128B (1) at bit 62. Built from 32-bit
+// halves so that advancing the start address stays a 32-bit add.
+__device__ __forceinline__ uint64_t SmemDescriptor(uint32_t smem_address) {
+  const uint32_t lo = (smem_address >> 4) | (1u << 16);
+  const uint32_t hi = (1024u >> 4) | (1u << 30);
+  return (uint64_t{hi} << 32) | lo;
 }
 
 // One (group, key segment) work item, computed identically by every thread.
@@ -193,9 +192,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   constexpr int kAcc = kHeads / 2;                    // accumulators per thread per bank
   using Atom = typename MmaFor<kHeads>::Atom;
 
+  // Align by offsetting smem_raw itself, so the compiler still knows every pointer below is
+  // shared memory (a pointer rebuilt from an integer turns ld.shared into generic loads).
   extern __shared__ uint8_t smem_raw[];
-  uint8_t* smem = reinterpret_cast<uint8_t*>(
-      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
+  uint8_t* smem = smem_raw + ((1024 - (__cvta_generic_to_shared(smem_raw) & 1023)) & 1023);
   uint8_t* smem_q = smem + kQOffset;
   uint8_t* smem_keys = smem + kKeyOffset;
   int32_t* smem_box_rows = reinterpret_cast<int32_t*>(smem + kBoxRowOffset);
@@ -273,8 +273,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int wg = warp / 4;
   const int row0 = wg * 64 + (warp % 4) * 16 + lane / 4;  // this thread's keys: row0, row0 + 8
   const int quad = lane % 4;
+  const uint32_t key_base_address = static_cast<uint32_t>(__cvta_generic_to_shared(smem_keys));
   const int box_shift = __ffs(p.box_rows) - 1;  // box_rows is a power of two
   const int box_mask = p.box_rows - 1;
+  const bool rows_are_coordinates = p.layout == KeyLayout::kRows;
   float acc[kBanks][kAcc];
   float* weights = smem_weights + wg * kQueryRowsPerCta;  // this warpgroup's copy, [kBanks][H]
   const int wg_thread = threadIdx.x % 128;
@@ -303,13 +305,21 @@ __global__ void __launch_bounds__(kThreads, 1)
     WarpgroupSync(wg);
     const int qs = q_iter % 2;
     Wait(q_full[qs], (q_iter / 2) & 1, 2, item, -1, it.num_tiles, q_iter);
-    const uint8_t* q_tile = smem_q + qs * kQBytes;
+    const uint32_t q_tile_address = static_cast<uint32_t>(__cvta_generic_to_shared(smem_q)) +
+                                    qs * kQBytes;
 
     for (int j = 0; j < it.num_tiles; ++j, ++kv_iter) {
       const int s = kv_iter % kStages;
+      const int c_row0 = it.c_begin + j * kTileKeys + row0;
+      float scale0 = 0.0f, scale1 = 0.0f;
+      if (rows_are_coordinates) {  // issued before the wait: the latency hides behind it
+        if (c_row0 >= 0 && c_row0 < p.num_rows) scale0 = __ldg(p.kscale + c_row0);
+        if (c_row0 + 8 >= 0 && c_row0 + 8 < p.num_rows) scale1 = __ldg(p.kscale + c_row0 + 8);
+      }
       Wait(kv_full[s], (kv_iter / kStages) & 1, 3, item, j, it.num_tiles, kv_iter);
       // 1. Scores of this warpgroup's 64 keys against every (query, head) of the group.
-      const uint8_t* key_tile = smem_keys + s * kKeyTileBytes + wg * 64 * kHeadDim;
+      const uint32_t key_tile_address =
+          key_base_address + s * kKeyTileBytes + wg * 64 * kHeadDim;
 #pragma unroll
       for (int b = 0; b < kBanks; ++b) {
 #pragma unroll
@@ -321,8 +331,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         // Every bank, also past the group's last query (its q rows are zeros or another
         // group's): a uniform instruction stream keeps the accumulators in place. One commit
         // group per bank, so bank b's epilogue overlaps the tensor work of banks after it.
-        const uint64_t desc_a = SmemDescriptor(key_tile);
-        const uint64_t desc_b = SmemDescriptor(q_tile + b * kHeads * kHeadDim);
+        const uint64_t desc_a = SmemDescriptor(key_tile_address);
+        const uint64_t desc_b = SmemDescriptor(q_tile_address + b * kHeads * kHeadDim);
 #pragma unroll
         for (int k = 0; k < kHeadDim / 32; ++k) {
           // 32 FP8 = 32 bytes of K per instruction: advance the start address by 2 x 16 B.
@@ -332,9 +342,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
         cute::warpgroup_commit_batch();
       }
-      // Key scales of this thread's two keys, loaded while the tensor cores work.
-      float scale0, scale1;
-      {
+      // Key scales of this thread's two keys, loaded while the tensor cores work (rows known
+      // up front for row layouts; otherwise from the producer's per-box first rows).
+      if (!rows_are_coordinates) {
         const int32_t* box_row = smem_box_rows + s * kTileKeys;
         const int32_t first0 = box_row[row0 >> box_shift], first1 = box_row[(row0 + 8) >> box_shift];
         const int64_t row_a = first0 < 0 ? -1 : int64_t{first0} + (row0 & box_mask);
@@ -345,7 +355,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 
       // 2. ReLU-weighted head sum, bank by bank as each bank's products land: 2 keys x H/4
       //    heads here, the other 3/4 in the quad.
-      const int c_row0 = it.c_begin + j * kTileKeys + row0;
       float value[2 * kBanks];
 #pragma unroll
       for (int b = 0; b < kBanks; ++b) {
