@@ -215,7 +215,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     for (int i = 0; i < kStages; ++i) {
       kv_full[i].init(1);
-      kv_empty[i].init(kMathWarpgroups * 4);  // one arrival per math warp
+      kv_empty[i].init(kMathWarpgroups * 128);
     }
     cutlass::arch::fence_barrier_init();
   }
@@ -361,10 +361,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         WaitPendingGroups(kBanks - 1 - b);
 #pragma unroll
         for (int i = 0; i < kAcc; ++i) cute::warpgroup_fence_operand(acc[b][i]);
-        if (b == kBanks - 1) {  // every product of the tile is done: release the stage
-          __syncwarp();
-          if (lane == 0) kv_empty[s].arrive();
-        }
+        // Every product of the tile is done: each thread releases the stage (its reads of the
+        // stage's box rows happened before its own arrival).
+        if (b == kBanks - 1) kv_empty[s].arrive();
         float sum0[2] = {0.0f, 0.0f}, sum1[2] = {0.0f, 0.0f};
         const float2* w2 = reinterpret_cast<const float2*>(weights + b * kHeads + 2 * quad);
 #pragma unroll
