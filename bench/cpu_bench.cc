@@ -65,7 +65,7 @@ struct Problem {
   }
 
   PrefillInputs Inputs() const {
-    return {q.data(), w.data(), {k.data(), kscale.data(), static_cast<int64_t>(kscale.size())},
+    return {q.data(),  w.data(),  {k.data(), kscale.data(), static_cast<int64_t>(kscale.size())},
             ks.data(), ke.data(), static_cast<int64_t>(ks.size())};
   }
   ConstPooledKeys Pooled() const {
@@ -133,8 +133,8 @@ void BM_TileKernel(benchmark::State& state, const cpu::Kernel* kernel) {
   if (kernel->end_scores) kernel->end_scores();
   const double pairs = static_cast<double>(state.iterations()) * kTiles * cpu::kTileKeys;
   state.counters["pairs/s"] = benchmark::Counter(pairs, benchmark::Counter::kIsRate);
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      pairs * 2.0 * cfg.num_heads * cfg.head_dim * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(pairs * 2.0 * cfg.num_heads * cfg.head_dim * 1e-9,
+                                                 benchmark::Counter::kIsRate);
 }
 
 // Packing 16 FP8 keys into the kernel's tile layout.
@@ -160,8 +160,8 @@ void BM_PackTile(benchmark::State& state, const cpu::Kernel* kernel) {
 
 void SetCallCounters(benchmark::State& state, const Problem& problem) {
   const double calls = static_cast<double>(state.iterations());
-  state.counters["queries/s"] = benchmark::Counter(
-      calls * static_cast<double>(problem.ks.size()), benchmark::Counter::kIsRate);
+  state.counters["queries/s"] = benchmark::Counter(calls * static_cast<double>(problem.ks.size()),
+                                                   benchmark::Counter::kIsRate);
   state.counters["flat_pairs/s"] =
       benchmark::Counter(calls * problem.FlatPairs(), benchmark::Counter::kIsRate);
   state.SetLabel(CpuKernelName());
@@ -183,8 +183,12 @@ void RunFlat(benchmark::State& state, Backend backend) {
   if (backend == Backend::kReference) state.SetLabel("reference");
 }
 
-void BM_FlatPrefill(benchmark::State& state) { RunFlat(state, Backend::kCpu); }
-void BM_FlatPrefillReference(benchmark::State& state) { RunFlat(state, Backend::kReference); }
+void BM_FlatPrefill(benchmark::State& state) {
+  RunFlat(state, Backend::kCpu);
+}
+void BM_FlatPrefillReference(benchmark::State& state) {
+  RunFlat(state, Backend::kReference);
+}
 
 void BM_HisaPrefill(benchmark::State& state) {
   const Problem& problem = GetProblem(state.range(0), state.range(1));
@@ -205,8 +209,8 @@ void RegisterKernelBenchmarks() {
   for (const cpu::Kernel* kernel : cpu::SupportedKernels()) {
     benchmark::RegisterBenchmark((std::string("BM_TileKernel/") + kernel->name).c_str(),
                                  BM_TileKernel, kernel);
-    benchmark::RegisterBenchmark((std::string("BM_PackTile/") + kernel->name).c_str(),
-                                 BM_PackTile, kernel);
+    benchmark::RegisterBenchmark((std::string("BM_PackTile/") + kernel->name).c_str(), BM_PackTile,
+                                 kernel);
   }
 }
 

@@ -107,9 +107,9 @@ PrefillCase MakePrefill(const IndexerConfig& cfg, const std::vector<int32_t>& le
   const int64_t slots = PooledSlotsForRows(cfg, num_keys);
   c.pooled_k.assign(static_cast<size_t>(slots * cfg.head_dim * DTypeSize(cfg.k_dtype)), 0);
   c.pooled_scale.assign(static_cast<size_t>(slots), 1.0f);
-  const Status status = BuildPooledKeysPrefill(
-      cfg, c.Inputs().keys, c.seq_starts.data(), c.seq_lens.data(),
-      static_cast<int32_t>(lens.size()), {c.pooled_k.data(), c.pooled_scale.data(), slots});
+  const Status status = BuildPooledKeysPrefill(cfg, c.Inputs().keys, c.seq_starts.data(),
+                                               c.seq_lens.data(), static_cast<int32_t>(lens.size()),
+                                               {c.pooled_k.data(), c.pooled_scale.data(), slots});
   EXPECT_TRUE(status.ok()) << status.ToString();
   return c;
 }
@@ -138,8 +138,8 @@ struct DecodeCase {
   }
 };
 
-DecodeCase MakeDecode(const IndexerConfig& cfg, const std::vector<int32_t>& lens,
-                      int32_t page_size, int32_t next_n, uint64_t seed) {
+DecodeCase MakeDecode(const IndexerConfig& cfg, const std::vector<int32_t>& lens, int32_t page_size,
+                      int32_t next_n, uint64_t seed) {
   std::mt19937_64 rng(seed);
   DecodeCase c;
   c.cfg = cfg;
@@ -218,9 +218,7 @@ struct Outputs {
         blocks(with_blocks ? rows * cfg.block_budget : 0, kSentinel),
         scores(rows * cfg.top_k, 0.0f),
         with_blocks(with_blocks) {}
-  TopkOutputs View() {
-    return {indices.get(), with_blocks ? blocks.get() : nullptr, scores.get()};
-  }
+  TopkOutputs View() { return {indices.get(), with_blocks ? blocks.get() : nullptr, scores.get()}; }
   bool GuardsIntact() const {
     return indices.GuardsIntact() && blocks.GuardsIntact() && scores.GuardsIntact();
   }
@@ -352,11 +350,10 @@ struct Shape {
 std::vector<Shape> Shapes() {
   constexpr DType kFp8 = DType::kFp8E4M3, kBf16 = DType::kBf16;
   return {
-      {1, 16, kFp8, kFp8, {700, 37, 64, 2100}},
-      {8, 100, kBf16, kBf16, {400, 1, 1300}},
-      {64, 128, kFp8, kFp8, {90, 520, 17}},
-      {8, 128, kFp8, kBf16, {777, 250}},
-      {64, 16, kBf16, kFp8, {300, 610}},
+      {1, 16, kFp8, kFp8, {700, 37, 64, 2100}}, {8, 100, kBf16, kBf16, {400, 1, 1300}},
+      {64, 128, kFp8, kFp8, {90, 520, 17}},     {8, 128, kFp8, kBf16, {777, 250}},
+      {64, 16, kBf16, kFp8, {300, 610}},        {1, 128, kBf16, kBf16, {1000, 333}},
+      {64, 100, kFp8, kFp8, {260, 45}},
   };
 }
 
@@ -377,7 +374,7 @@ TEST_F(CpuFastTest, FlatAndHisaPrefillMatchReference) {
       const IndexerConfig cfg = Config(shape.heads, shape.dim, shape.q_dtype, shape.k_dtype);
       const PositionBase base = seed % 2 ? PositionBase::kRelative : PositionBase::kAbsolute;
       SCOPED_TRACE(Describe(shape, base));
-      const PrefillCase c = MakePrefill(cfg, shape.lens, 4, seed++);
+      const PrefillCase c = MakePrefill(cfg, shape.lens, 6, seed++);
       RunPrefill(c, Method::kFlat, base);
       RunPrefill(c, Method::kHisa, base);
     }
@@ -402,6 +399,17 @@ TEST_F(CpuFastTest, FlatAndHisaDecodeMatchReference) {
       RunDecode(c, Method::kFlat, base);
       RunDecode(c, Method::kHisa, base);
     }
+  });
+}
+
+// Many queries per sequence: several groups share a sequence, so keys are packed once per call
+// and each group scans its own chunks (for HISA, the blocks its queries selected).
+TEST_F(CpuFastTest, ManyQueriesPerSequenceMatchReference) {
+  ForEachKernel([&] {
+    const IndexerConfig cfg = Config(8, 64, DType::kFp8E4M3, DType::kFp8E4M3);
+    const PrefillCase c = MakePrefill(cfg, {1500, 600}, 40, 21);
+    RunPrefill(c, Method::kFlat, PositionBase::kAbsolute);
+    RunPrefill(c, Method::kHisa, PositionBase::kRelative);
   });
 }
 

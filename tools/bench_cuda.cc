@@ -58,22 +58,60 @@ class Device {
   void* ptr_ = nullptr;
 };
 
-// Times `call` `repeats` times after `warmup` runs; the index of the input copy rotates.
+// The stream every timed call runs on (graph capture needs a stream of its own).
+cudaStream_t BenchStream() {
+  static cudaStream_t stream = [] {
+    cudaStream_t s = nullptr;
+    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    return s;
+  }();
+  return stream;
+}
+
+// Times `call(copy)` `repeats` times after `warmup` runs, the input copy rotating. Each copy's
+// call is captured once into a CUDA graph and the graphs are replayed, as serving engines run
+// the indexer: the times are the GPU's, without the host's launch gaps (eager_ms, if not null,
+// receives the median of plain launches for comparison).
 template <typename Call>
-Status TimeIt(int warmup, int repeats, int copies, Call call, std::vector<float>* ms) {
+Status TimeIt(int warmup, int repeats, int copies, Call call, std::vector<float>* ms,
+              float* eager_ms = nullptr) {
+  cudaStream_t stream = BenchStream();
   cudaEvent_t start, stop;
   BENCH_CUDA(cudaEventCreate(&start));
   BENCH_CUDA(cudaEventCreate(&stop));
+  std::vector<float> eager;
+  for (int i = 0; i < warmup + repeats; ++i) {  // plain launches (also the warm-up)
+    BENCH_CUDA(cudaEventRecord(start, stream));
+    BENCH_TRY(call(i % copies));
+    BENCH_CUDA(cudaEventRecord(stop, stream));
+    BENCH_CUDA(cudaEventSynchronize(stop));
+    float elapsed = 0;
+    BENCH_CUDA(cudaEventElapsedTime(&elapsed, start, stop));
+    if (i >= warmup) eager.push_back(elapsed);
+  }
+  std::sort(eager.begin(), eager.end());
+  if (eager_ms) *eager_ms = eager[eager.size() / 2];
+  std::vector<cudaGraphExec_t> graphs(copies);
+  for (int c = 0; c < copies; ++c) {
+    cudaGraph_t graph;
+    BENCH_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
+    const Status captured = call(c);
+    BENCH_CUDA(cudaStreamEndCapture(stream, &graph));
+    BENCH_TRY(captured);
+    BENCH_CUDA(cudaGraphInstantiate(&graphs[c], graph, 0));
+    cudaGraphDestroy(graph);
+  }
   ms->clear();
   for (int i = 0; i < warmup + repeats; ++i) {
-    BENCH_CUDA(cudaEventRecord(start));
-    BENCH_TRY(call(i % copies));
-    BENCH_CUDA(cudaEventRecord(stop));
+    BENCH_CUDA(cudaEventRecord(start, stream));
+    BENCH_CUDA(cudaGraphLaunch(graphs[i % copies], stream));
+    BENCH_CUDA(cudaEventRecord(stop, stream));
     BENCH_CUDA(cudaEventSynchronize(stop));
     float elapsed = 0;
     BENCH_CUDA(cudaEventElapsedTime(&elapsed, start, stop));
     if (i >= warmup) ms->push_back(elapsed);
   }
+  for (cudaGraphExec_t g : graphs) cudaGraphExecDestroy(g);
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   return {};
@@ -161,6 +199,7 @@ Status BenchPrefill(const CudaBenchOptions& o, int64_t context,
   };
   RunOptions run;
   run.backend = Backend::kCuda;
+  run.stream = BenchStream();
   run.check_indices = false;  // timed: the kernels alone (they clamp their inputs)
   run.workspace_limit_bytes = o.workspace_limit_bytes;
   std::vector<int64_t> lengths(T);
@@ -178,6 +217,7 @@ Status BenchPrefill(const CudaBenchOptions& o, int64_t context,
     return row;
   };
   std::vector<float> ms;
+  float eager = 0;
   size_t workspace = 0;
   double flat_ms = 0;
   if (o.scoring) {
@@ -188,9 +228,10 @@ Status BenchPrefill(const CudaBenchOptions& o, int64_t context,
     BENCH_TRY(TimeIt(
         o.warmup, o.repeats, copies,
         [&](int c) { return FlatLogitsPrefill(cfg, inputs(c), logits.as<float>(), stride, run); },
-        &ms));
+        &ms, &eager));
     CudaBenchRow row = base_row("score");
     Fill(&row, ms);
+    row.ms_eager = eager;
     row.pairs = flat_pairs;
     Rates(cfg, &row);
     rows->push_back(row);
@@ -199,9 +240,10 @@ Status BenchPrefill(const CudaBenchOptions& o, int64_t context,
     run.workspace_bytes = &workspace;
     BENCH_TRY(TimeIt(
         o.warmup, o.repeats, copies,
-        [&](int c) { return FlatTopkPrefill(cfg, inputs(c), {indices.as<int32_t>()}, run); }, &ms));
+        [&](int c) { return FlatTopkPrefill(cfg, inputs(c), {indices.as<int32_t>()}, run); }, &ms, &eager));
     CudaBenchRow row = base_row("flat");
     Fill(&row, ms);
+    row.ms_eager = eager;
     row.pairs = flat_pairs;
     row.workspace_bytes = static_cast<double>(workspace);
     Rates(cfg, &row);
@@ -219,9 +261,10 @@ Status BenchPrefill(const CudaBenchOptions& o, int64_t context,
           return BuildPooledKeysPrefill(cfg, inputs(c).keys, d_starts.as<int32_t>(),
                                         d_lens.as<int32_t>(), 1, pooled(c), run);
         },
-        &ms));
+        &ms, &eager));
     CudaBenchRow pool = base_row("pool");
     Fill(&pool, ms);
+    pool.ms_eager = eager;
     pool.key_gbytes_s = context * (cfg.head_dim + 4.0) / (pool.ms_median * 1e-3) / 1e9;
     rows->push_back(pool);
     run.workspace_bytes = &workspace;
@@ -230,9 +273,10 @@ Status BenchPrefill(const CudaBenchOptions& o, int64_t context,
     out.blocks = blocks.as<int32_t>();
     BENCH_TRY(TimeIt(
         o.warmup, o.repeats, copies,
-        [&](int c) { return HisaTopkPrefill(cfg, inputs(c), pooled(c), out, run); }, &ms));
+        [&](int c) { return HisaTopkPrefill(cfg, inputs(c), pooled(c), out, run); }, &ms, &eager));
     CudaBenchRow row = base_row("hisa");
     Fill(&row, ms);
+    row.ms_eager = eager;
     std::vector<int32_t> host_blocks(T * cfg.block_budget);
     BENCH_CUDA(cudaMemcpy(host_blocks.data(), blocks.as<int32_t>(), host_blocks.size() * 4,
                           cudaMemcpyDeviceToHost));
@@ -310,6 +354,7 @@ Status BenchDecode(const CudaBenchOptions& o, int64_t context, int32_t batch, in
   };
   RunOptions run;
   run.backend = Backend::kCuda;
+  run.stream = BenchStream();
   run.check_indices = false;
   run.workspace_limit_bytes = o.workspace_limit_bytes;
   std::vector<int64_t> lengths(T);
@@ -328,15 +373,17 @@ Status BenchDecode(const CudaBenchOptions& o, int64_t context, int32_t batch, in
     return row;
   };
   std::vector<float> ms;
+  float eager = 0;
   size_t workspace = 0;
   double flat_ms = 0;
   if (o.flat) {
     run.workspace_bytes = &workspace;
     BENCH_TRY(TimeIt(
         o.warmup, o.repeats, copies,
-        [&](int c) { return FlatTopkDecode(cfg, inputs(c), {indices.as<int32_t>()}, run); }, &ms));
+        [&](int c) { return FlatTopkDecode(cfg, inputs(c), {indices.as<int32_t>()}, run); }, &ms, &eager));
     CudaBenchRow row = base_row("flat");
     Fill(&row, ms);
+    row.ms_eager = eager;
     row.pairs = flat_pairs;
     row.workspace_bytes = static_cast<double>(workspace);
     Rates(cfg, &row);
@@ -357,9 +404,10 @@ Status BenchDecode(const CudaBenchOptions& o, int64_t context, int32_t batch, in
           return HisaTopkDecode(cfg, inputs(c), {pk[c].as<void>(), ps[c].as<float>(), slots}, out,
                                 run);
         },
-        &ms));
+        &ms, &eager));
     CudaBenchRow row = base_row("hisa");
     Fill(&row, ms);
+    row.ms_eager = eager;
     std::vector<int32_t> host_blocks(T * cfg.block_budget);
     BENCH_CUDA(cudaMemcpy(host_blocks.data(), blocks.as<int32_t>(), host_blocks.size() * 4,
                           cudaMemcpyDeviceToHost));

@@ -38,7 +38,8 @@ struct CudaBenchRow {
   int64_t context = 0;
   int64_t queries = 0;  ///< prefill queries, or decode batch
   int32_t next_n = 0;   ///< decode only
-  double ms_median = 0, ms_min = 0, ms_max = 0;
+  double ms_median = 0, ms_min = 0, ms_max = 0;  ///< CUDA-graph replays
+  double ms_eager = 0;  ///< median of plain launches (host launch gaps included)
   double pairs = 0;            ///< valid (query, key) pairs scored, pooled blocks included
   double tflops = 0;           ///< 2 * H * D * pairs / median time
   double key_gbytes_s = 0;     ///< key bytes (128 + 4 per key) read / median time

@@ -52,8 +52,7 @@ HISA_AVX512_INLINE __m512i LoadBf16x32(const void* row, DType dtype, int32_t d0,
   if (row == nullptr) return _mm512_setzero_si512();
   const __mmask32 valid = count >= 32 ? ~__mmask32{0} : (__mmask32{1} << count) - 1;
   if (dtype == DType::kFp8E4M3) {
-    return Fp8ToBf16(_mm256_maskz_loadu_epi8(valid, static_cast<const uint8_t*>(row) + d0),
-                     table);
+    return Fp8ToBf16(_mm256_maskz_loadu_epi8(valid, static_cast<const uint8_t*>(row) + d0), table);
   }
   return _mm512_maskz_loadu_epi16(valid, static_cast<const uint16_t*>(row) + d0);
 }
@@ -100,17 +99,17 @@ HISA_AVX512 inline int Avx512AppendKeys(const float* scores, int count, int64_t 
                                          _mm512_set1_epi32(static_cast<int>(0x80000000u)));
     const __mmask16 number = _mm512_cmp_ps_mask(s, s, _CMP_ORD_Q);
     const __m512i score_bits = _mm512_maskz_xor_epi32(number, bits, flip);
-    const __mmask16 pass = _mm512_mask_cmpge_epu32_mask(
-        valid, score_bits, _mm512_set1_epi32(static_cast<int>(floor)));
+    const __mmask16 pass =
+        _mm512_mask_cmpge_epu32_mask(valid, score_bits, _mm512_set1_epi32(static_cast<int>(floor)));
     // 0xFFFFFFFF - pos: positions fit in 31 bits.
-    const __m512i position = _mm512_xor_si512(
-        _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(first_pos + i)), lane),
-        _mm512_set1_epi32(-1));
+    const __m512i position =
+        _mm512_xor_si512(_mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(first_pos + i)), lane),
+                         _mm512_set1_epi32(-1));
     for (int half = 0; half < 2; ++half) {
-      const __m256i score_half = half == 0 ? _mm512_castsi512_si256(score_bits)
-                                           : _mm512_extracti64x4_epi64(score_bits, 1);
-      const __m256i position_half = half == 0 ? _mm512_castsi512_si256(position)
-                                              : _mm512_extracti64x4_epi64(position, 1);
+      const __m256i score_half =
+          half == 0 ? _mm512_castsi512_si256(score_bits) : _mm512_extracti64x4_epi64(score_bits, 1);
+      const __m256i position_half =
+          half == 0 ? _mm512_castsi512_si256(position) : _mm512_extracti64x4_epi64(position, 1);
       const __m512i keys = _mm512_or_si512(_mm512_slli_epi64(_mm512_cvtepu32_epi64(score_half), 32),
                                            _mm512_cvtepu32_epi64(position_half));
       const __mmask8 take = static_cast<__mmask8>(pass >> (8 * half));

@@ -30,7 +30,7 @@
 namespace hisa::cpu {
 namespace {
 
-constexpr int64_t kGroupQueries = 32;      // queries that share one packed chunk
+constexpr int64_t kGroupQueries = 16;      // queries that share one packed chunk
 constexpr int64_t kChunkKeys = 128;        // positions packed at once (a multiple of kTileKeys)
 constexpr int64_t kMinSegmentChunks = 16;  // smallest piece of a group worth a thread
 constexpr int64_t kItemsPerThread = 4;     // work items per thread, for load balance
@@ -51,9 +51,13 @@ struct Span {
   int64_t begin = 0, end = 0;
 };
 
-Span Intersect(Span a, Span b) { return {std::max(a.begin, b.begin), std::min(a.end, b.end)}; }
+Span Intersect(Span a, Span b) {
+  return {std::max(a.begin, b.begin), std::min(a.end, b.end)};
+}
 
-int64_t TilesIn(Span chunk) { return (chunk.end - chunk.begin + kTileKeys - 1) / kTileKeys; }
+int64_t TilesIn(Span chunk) {
+  return (chunk.end - chunk.begin + kTileKeys - 1) / kTileKeys;
+}
 
 // The keys a pass scores for one sequence: its tokens, or its pooled keys (position = block).
 struct KeySource {
@@ -75,9 +79,9 @@ struct PassQuery {
 // The queries of one sequence and the chunks of positions they see.
 struct PassSequence {
   KeySource source;
-  Span visible;                       // union of its queries' visible ranges
-  std::vector<Span> chunks;           // ascending, each starting at a multiple of kTileKeys
-  std::vector<int64_t> first_tiles;   // prepacked: each chunk's first tile in Pass::packed_tiles
+  Span visible;                      // union of its queries' visible ranges
+  std::vector<Span> chunks;          // ascending, each starting at a multiple of kTileKeys
+  std::vector<int64_t> first_tiles;  // prepacked: each chunk's first tile in Pass::packed_tiles
 };
 
 // Consecutive queries of one sequence, scanned together.
@@ -161,21 +165,27 @@ void ChunkRanges(Pass* pass) {
 
 // Blocks (ascending, unique) selected by queries [first, first + count) of the pass.
 std::vector<int64_t> SelectedBlocks(const Pass& pass, int64_t first, int64_t count) {
-  std::vector<int64_t> blocks;
+  int64_t end_block = 0;
+  for (int64_t i = first; i < first + count; ++i) {
+    end_block =
+        std::max(end_block, core::OwnBlock(pass.queries[i].visible.end, pass.block_size) + 1);
+  }
+  std::vector<char> selected(static_cast<size_t>(end_block), 0);
   for (int64_t i = first; i < first + count; ++i) {
     const PassQuery& query = pass.queries[i];
     if (query.blocks == nullptr) {
-      for (int64_t j = 0; j <= core::OwnBlock(query.visible.end, pass.block_size); ++j) {
-        blocks.push_back(j);
-      }
+      const int64_t own = core::OwnBlock(query.visible.end, pass.block_size);
+      std::fill(selected.begin(), selected.begin() + own + 1, 1);
     } else {
       for (int32_t slot = 0; slot < pass.block_budget && query.blocks[slot] >= 0; ++slot) {
-        blocks.push_back(query.blocks[slot]);
+        selected[query.blocks[slot]] = 1;
       }
     }
   }
-  std::sort(blocks.begin(), blocks.end());
-  blocks.erase(std::unique(blocks.begin(), blocks.end()), blocks.end());
+  std::vector<int64_t> blocks;
+  for (int64_t j = 0; j < end_block; ++j) {
+    if (selected[j]) blocks.push_back(j);
+  }
   return blocks;
 }
 
@@ -183,33 +193,37 @@ std::vector<int64_t> SelectedBlocks(const Pass& pass, int64_t first, int64_t cou
 // block's start); a group scans the chunks of the blocks its own queries selected.
 void ChunkSelectedBlocks(Pass* pass) {
   const int64_t block_size = pass->block_size;
+  const int64_t num_groups = static_cast<int64_t>(pass->groups.size());
   for (int64_t s = 0, g = 0; s < static_cast<int64_t>(pass->sequences.size()); ++s) {
     PassSequence& sequence = pass->sequences[s];
     const int64_t first_group = g;
-    while (g < static_cast<int64_t>(pass->groups.size()) && pass->groups[g].sequence == s) ++g;
-    const PassGroup& last = pass->groups[g - 1];
+    while (g < num_groups && pass->groups[g].sequence == s) ++g;
     const int64_t first_query = pass->groups[first_group].first;
+    const PassGroup& last = pass->groups[g - 1];
+    // first_chunk[j]: index of block j's first chunk (its chunks are consecutive).
+    std::vector<int64_t> first_chunk;
     for (int64_t j : SelectedBlocks(*pass, first_query, last.first + last.count - first_query)) {
+      first_chunk.resize(static_cast<size_t>(j + 1), -1);
+      first_chunk[j] = static_cast<int64_t>(sequence.chunks.size());
       const int64_t end = std::min((j + 1) * block_size, sequence.visible.end);
       for (int64_t begin = j * block_size; begin < end; begin += kChunkKeys) {
         sequence.chunks.push_back({begin, std::min(begin + kChunkKeys, end)});
       }
     }
-  }
-  for (PassGroup& group : pass->groups) {
-    const std::vector<Span>& chunks = pass->sequences[group.sequence].chunks;
-    for (int64_t j : SelectedBlocks(*pass, group.first, group.count)) {
-      const auto first = std::lower_bound(chunks.begin(), chunks.end(), j * block_size,
-                                          [](Span c, int64_t pos) { return c.begin < pos; });
-      const auto end = std::lower_bound(first, chunks.end(), (j + 1) * block_size,
-                                        [](Span c, int64_t pos) { return c.begin < pos; });
-      const Span run = {first - chunks.begin(), end - chunks.begin()};
-      if (!group.runs.empty() && group.runs.back().end == run.begin) {
-        group.runs.back().end = run.end;
-      } else {
-        group.runs.push_back(run);
+    const int64_t num_chunks = static_cast<int64_t>(sequence.chunks.size());
+    for (int64_t i = first_group; i < g; ++i) {
+      PassGroup& group = pass->groups[i];
+      for (int64_t j : SelectedBlocks(*pass, group.first, group.count)) {
+        int64_t end = first_chunk[j] + 1;
+        while (end < num_chunks && sequence.chunks[end].begin < (j + 1) * block_size) ++end;
+        const Span run = {first_chunk[j], end};
+        if (!group.runs.empty() && group.runs.back().end == run.begin) {
+          group.runs.back().end = run.end;
+        } else {
+          group.runs.push_back(run);
+        }
+        group.num_chunks += run.end - run.begin;
       }
-      group.num_chunks += run.end - run.begin;
     }
   }
 }
@@ -271,14 +285,16 @@ void Prepack(const Kernel& kernel, const IndexerConfig& cfg, int threads, Pass* 
   }
 }
 
-// Whether the query selected the block that holds position pos.
-bool HasBlock(const Pass& pass, const PassQuery& query, int64_t pos) {
+// Whether the query selected the block that holds position pos. Positions must not decrease
+// between calls with the same cursor (the next slot of query.blocks to look at, from 0).
+bool HasBlock(const Pass& pass, const PassQuery& query, int64_t pos, int32_t* cursor) {
   if (query.blocks == nullptr) return true;
   const int64_t block = pos / pass.block_size;
-  const int32_t* end = query.blocks + pass.block_budget;
-  const int32_t* it = std::lower_bound(query.blocks, end, static_cast<int32_t>(block),
-                                       [](int32_t a, int32_t b) { return a >= 0 && a < b; });
-  return it != end && *it == block;
+  while (*cursor < pass.block_budget && query.blocks[*cursor] >= 0 &&
+         query.blocks[*cursor] < block) {
+    ++*cursor;
+  }
+  return *cursor < pass.block_budget && query.blocks[*cursor] == block;
 }
 
 // Everything one thread needs to scan work items: prepared queries and one packed chunk.
@@ -308,7 +324,8 @@ class Scanner {
       kernel_.prepare_query(layout_, cfg_.q_dtype, task.q, task.w, QueryAt(i));
     }
     if (kernel_.begin_scores) kernel_.begin_scores();
-    int64_t ordinal = 0;  // of the chunk along the group's runs
+    int32_t cursors[kGroupQueries] = {};  // HasBlock's, per query
+    int64_t ordinal = 0;                  // of the chunk along the group's runs
     for (const Span run : group.runs) {
       for (int64_t c = run.begin; c < run.end; ++c, ++ordinal) {
         if (ordinal < item.first_chunk || ordinal >= item.end_chunk) continue;
@@ -325,11 +342,12 @@ class Scanner {
         for (int64_t i = 0; i < group.count; ++i) {
           const PassQuery& query = pass_.queries[group.first + i];
           const Span seen = Intersect(chunk, query.visible);
-          if (seen.begin >= seen.end || !HasBlock(pass_, query, chunk.begin)) continue;
-          ScoreRange(QueryAt(i), chunk, seen, tiles, kscale,
-                     [&](int64_t pos, const float* scores, int64_t n) {
-                       consume(i, pos, scores, n);
-                     });
+          if (seen.begin >= seen.end || !HasBlock(pass_, query, chunk.begin, &cursors[i])) {
+            continue;
+          }
+          ScoreRange(
+              QueryAt(i), chunk, seen, tiles, kscale,
+              [&](int64_t pos, const float* scores, int64_t n) { consume(i, pos, scores, n); });
         }
       }
     }
@@ -447,6 +465,7 @@ void RunSelection(const Kernel& kernel, const IndexerConfig& cfg,
       }
     }
   }
+  if (plan.splits.empty()) return;
   // Merge the segments of split groups, one query at a time.
   std::vector<std::pair<const SplitGroup*, int64_t>> merges;
   for (const SplitGroup& split : plan.splits) {
@@ -478,8 +497,7 @@ KeySource PooledKeys(const core::QueryTask& task) {
 
 // Writes row t: the keys' positions (and scores), best first, then -1 (and NaN).
 void WriteRow(const IndexerConfig& cfg, const core::QueryTask& task, int64_t t,
-              const std::vector<uint64_t>& keys, const TopkOutputs& out,
-              const RunOptions& opts) {
+              const std::vector<uint64_t>& keys, const TopkOutputs& out, const RunOptions& opts) {
   int32_t* indices = out.indices + t * cfg.top_k;
   float* scores = out.scores ? out.scores + t * cfg.top_k : nullptr;
   const int64_t n = static_cast<int64_t>(keys.size());
@@ -627,6 +645,8 @@ Status FlatLogitsPrefill(const IndexerConfig& cfg, const PrefillInputs& in, floa
   return {};
 }
 
-const char* KernelName() { return ActiveKernel().name; }
+const char* KernelName() {
+  return ActiveKernel().name;
+}
 
 }  // namespace hisa::cpu

@@ -38,7 +38,9 @@ std::atomic<const Kernel*>& ActiveSlot() {
 
 }  // namespace
 
-const Kernel& ActiveKernel() { return *ActiveSlot().load(std::memory_order_relaxed); }
+const Kernel& ActiveKernel() {
+  return *ActiveSlot().load(std::memory_order_relaxed);
+}
 
 std::vector<const Kernel*> SupportedKernels() {
   std::vector<const Kernel*> kernels;

@@ -40,8 +40,7 @@ struct Kernel {
   void (*prepare_query)(const KernelLayout& layout, DType q_dtype, const void* q, const float* w,
                         void* out);
   /// rows[i]: key i's D elements of k_dtype, or null for a zero key -> out: [tile_bytes].
-  void (*pack_tile)(const KernelLayout& layout, DType k_dtype, const void* const* rows,
-                    void* out);
+  void (*pack_tile)(const KernelLayout& layout, DType k_dtype, const void* const* rows, void* out);
   /// Scores num_tiles (1 or 2) consecutive packed tiles: kscale and scores are
   /// [num_tiles * kTileKeys]. Call between begin_scores and end_scores.
   void (*score_tiles)(const KernelLayout& layout, const void* query, const void* tiles,
@@ -75,8 +74,8 @@ extern const Kernel kAvx512Kernel;
 extern const Kernel kAvx2Kernel;
 extern const Kernel kScalarKernel;
 
-// Float layout shared by the AVX-512, AVX2 and scalar kernels: prepared query = q [D][padded_heads] float
-// then w [padded_heads]; tile = [D][kTileKeys] float.
+// Float layout shared by the AVX-512, AVX2 and scalar kernels: prepared query = q [D][padded_heads]
+// float then w [padded_heads]; tile = [D][kTileKeys] float.
 KernelLayout FloatLayout(const IndexerConfig& cfg, int32_t head_block);
 void PrepareFloatQuery(const KernelLayout& layout, DType q_dtype, const void* q, const float* w,
                        void* out);

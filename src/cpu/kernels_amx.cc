@@ -32,7 +32,9 @@ constexpr int kHeadTile = 16;      // heads per product tile (its rows)
 constexpr int kStepElements = 32;  // elements of D per tdpbf16ps (64 bytes of bfloat16)
 constexpr int kStepBytes = kStepElements * 2;
 
-int64_t RoundUp(int64_t x, int64_t multiple) { return (x + multiple - 1) / multiple * multiple; }
+int64_t RoundUp(int64_t x, int64_t multiple) {
+  return (x + multiple - 1) / multiple * multiple;
+}
 
 // Linux hands out AMX state only to processes that ask (arch_prctl ARCH_REQ_XCOMP_PERM).
 bool RequestAmxPermission() {
@@ -115,7 +117,9 @@ HISA_AMX void AmxBeginScores() {
   _tile_loadconfig(&config);
 }
 
-HISA_AMX void AmxEndScores() { _tile_release(); }
+HISA_AMX void AmxEndScores() {
+  _tile_release();
+}
 
 // Adds w[h] * max(c[h][key], 0) over the 16 head rows of a product tile, in head order.
 // max(c, 0) returns its second operand, 0, when c is NaN: ReLU(NaN) = 0.
@@ -197,8 +201,16 @@ HISA_AMX void AmxScoreTiles(const KernelLayout& layout, const void* query, const
 
 }  // namespace
 
-const Kernel kAmxKernel = {"amx_bf16",       &AmxSupported,     &AmxLayout,
-                           &AmxPrepareQuery,  &AmxPackTile,      &AmxScoreTiles,
-                           &Avx512AppendKeys, &AmxBeginScores,   &AmxEndScores};
+const Kernel kAmxKernel = {
+    .name = "amx_bf16",
+    .supported = &AmxSupported,
+    .layout = &AmxLayout,
+    .prepare_query = &AmxPrepareQuery,
+    .pack_tile = &AmxPackTile,
+    .score_tiles = &AmxScoreTiles,
+    .append_keys = &Avx512AppendKeys,
+    .begin_scores = &AmxBeginScores,
+    .end_scores = &AmxEndScores,
+};
 
 }  // namespace hisa::cpu

@@ -5,7 +5,6 @@
 #include <cstdint>
 
 #include "core/topk.h"
-
 #include "cpu/kernels.h"
 
 #define HISA_AVX2 __attribute__((target("avx2,fma")))
@@ -16,9 +15,13 @@ namespace {
 // Heads per register block: 4 heads x 16 keys = 8 accumulators.
 constexpr int kHeadBlock = 4;
 
-bool Avx2Supported() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+bool Avx2Supported() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
 
-KernelLayout Avx2Layout(const IndexerConfig& cfg) { return FloatLayout(cfg, kHeadBlock); }
+KernelLayout Avx2Layout(const IndexerConfig& cfg) {
+  return FloatLayout(cfg, kHeadBlock);
+}
 
 HISA_AVX2 void Avx2ScoreTiles(const KernelLayout& layout, const void* query, const void* tiles,
                               int num_tiles, const float* kscale, float* scores) {
@@ -71,8 +74,8 @@ HISA_AVX2 int Avx2AppendKeys(const float* scores, int count, int64_t first_pos, 
     const __m256i bits = _mm256_castps_si256(s);  // -0 became +0 above
     const __m256i number_key = _mm256_xor_si256(bits, _mm256_srai_epi32(bits, 31));
     const __m256 is_nan = _mm256_cmp_ps(s, s, _CMP_UNORD_Q);
-    const __m256i key = _mm256_castps_si256(_mm256_blendv_ps(
-        _mm256_castsi256_ps(number_key), _mm256_castsi256_ps(nan_key), is_nan));
+    const __m256i key = _mm256_castps_si256(
+        _mm256_blendv_ps(_mm256_castsi256_ps(number_key), _mm256_castsi256_ps(nan_key), is_nan));
     const __m256i below = _mm256_cmpgt_epi32(signed_floor, key);
     for (uint32_t mask = ~_mm256_movemask_ps(_mm256_castsi256_ps(below)) & 0xFFu; mask != 0;
          mask &= mask - 1) {
@@ -85,8 +88,16 @@ HISA_AVX2 int Avx2AppendKeys(const float* scores, int count, int64_t first_pos, 
 
 }  // namespace
 
-const Kernel kAvx2Kernel = {"avx2",           &Avx2Supported, &Avx2Layout,
-                            &PrepareFloatQuery, &PackFloatTile, &Avx2ScoreTiles,
-                            &Avx2AppendKeys,     nullptr,        nullptr};
+const Kernel kAvx2Kernel = {
+    .name = "avx2",
+    .supported = &Avx2Supported,
+    .layout = &Avx2Layout,
+    .prepare_query = &PrepareFloatQuery,
+    .pack_tile = &PackFloatTile,
+    .score_tiles = &Avx2ScoreTiles,
+    .append_keys = &Avx2AppendKeys,
+    .begin_scores = nullptr,
+    .end_scores = nullptr,
+};
 
 }  // namespace hisa::cpu

@@ -20,15 +20,17 @@ bool Avx512Supported() {
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
 
-KernelLayout Avx512Layout(const IndexerConfig& cfg) { return FloatLayout(cfg, kHeadBlock); }
+KernelLayout Avx512Layout(const IndexerConfig& cfg) {
+  return FloatLayout(cfg, kHeadBlock);
+}
 
 // bfloat16 (16-bit lanes of a 256-bit half) -> float32: the bits move to the upper half.
 HISA_AVX512_INLINE __m512i Bf16ToFloat(__m256i bf16) {
   return _mm512_slli_epi32(_mm512_cvtepu16_epi32(bf16), 16);
 }
 
-HISA_AVX512 void Avx512PackTile(const KernelLayout& layout, DType k_dtype,
-                                const void* const* rows, void* out) {
+HISA_AVX512 void Avx512PackTile(const KernelLayout& layout, DType k_dtype, const void* const* rows,
+                                void* out) {
   float* tile = static_cast<float*>(out);  // [D][kTileKeys]
   const Fp8Bf16Table table = LoadFp8Bf16Table();
   // 32 elements of every key per step: convert, then transpose each half to element-major.
@@ -69,7 +71,8 @@ HISA_AVX512_INLINE void ScoreTilesT(const KernelLayout& layout, const float* q, 
     const float* qh = q + h;
     for (int32_t d = 0; d < dim; ++d) {
       __m512 keys[kTiles];
-      for (int t = 0; t < kTiles; ++t) keys[t] = _mm512_load_ps(tiles + t * tile_stride + d * kTileKeys);
+      for (int t = 0; t < kTiles; ++t)
+        keys[t] = _mm512_load_ps(tiles + t * tile_stride + d * kTileKeys);
       const float* qd = qh + int64_t{d} * stride;
       for (int i = 0; i < kHeadBlock; ++i) {
         const __m512 qi = _mm512_set1_ps(qd[i]);
@@ -90,9 +93,8 @@ HISA_AVX512_INLINE void ScoreTilesT(const KernelLayout& layout, const float* q, 
   }
 }
 
-HISA_AVX512 void Avx512ScoreTiles(const KernelLayout& layout, const void* query,
-                                  const void* tiles, int num_tiles, const float* kscale,
-                                  float* scores) {
+HISA_AVX512 void Avx512ScoreTiles(const KernelLayout& layout, const void* query, const void* tiles,
+                                  int num_tiles, const float* kscale, float* scores) {
   const float* q = static_cast<const float*>(query);  // [D][padded_heads]
   const float* w = q + int64_t{layout.dim} * layout.padded_heads;
   const float* packed = static_cast<const float*>(tiles);
@@ -105,8 +107,16 @@ HISA_AVX512 void Avx512ScoreTiles(const KernelLayout& layout, const void* query,
 
 }  // namespace
 
-const Kernel kAvx512Kernel = {"avx512",          &Avx512Supported, &Avx512Layout,
-                              &PrepareFloatQuery, &Avx512PackTile,  &Avx512ScoreTiles,
-                              &Avx512AppendKeys,   nullptr,          nullptr};
+const Kernel kAvx512Kernel = {
+    .name = "avx512",
+    .supported = &Avx512Supported,
+    .layout = &Avx512Layout,
+    .prepare_query = &PrepareFloatQuery,
+    .pack_tile = &Avx512PackTile,
+    .score_tiles = &Avx512ScoreTiles,
+    .append_keys = &Avx512AppendKeys,
+    .begin_scores = nullptr,
+    .end_scores = nullptr,
+};
 
 }  // namespace hisa::cpu

@@ -9,18 +9,26 @@
 namespace hisa::cpu {
 namespace {
 
-int64_t RoundUp(int64_t x, int64_t multiple) { return (x + multiple - 1) / multiple * multiple; }
+int64_t RoundUp(int64_t x, int64_t multiple) {
+  return (x + multiple - 1) / multiple * multiple;
+}
 
-float Bf16Value(uint16_t bits) { return std::bit_cast<float>(uint32_t{bits} << 16); }
+float Bf16Value(uint16_t bits) {
+  return std::bit_cast<float>(uint32_t{bits} << 16);
+}
 
 float DecodeAt(const void* data, DType dtype, int64_t i) {
   return dtype == DType::kFp8E4M3 ? Fp8ToFloatTable()[static_cast<const uint8_t*>(data)[i]]
                                   : Bf16Value(static_cast<const uint16_t*>(data)[i]);
 }
 
-bool AlwaysSupported() { return true; }
+bool AlwaysSupported() {
+  return true;
+}
 
-KernelLayout ScalarLayout(const IndexerConfig& cfg) { return FloatLayout(cfg, 1); }
+KernelLayout ScalarLayout(const IndexerConfig& cfg) {
+  return FloatLayout(cfg, 1);
+}
 
 void ScalarScoreTiles(const KernelLayout& layout, const void* query, const void* tiles,
                       int num_tiles, const float* kscale, float* scores) {
@@ -95,13 +103,22 @@ int ScalarAppendKeys(const float* scores, int count, int64_t first_pos, uint32_t
                      uint64_t* out) {
   int written = 0;
   for (int i = 0; i < count; ++i) {
-    if (core::ScoreBits(scores[i]) >= floor) out[written++] = core::OrderKey(scores[i], first_pos + i);
+    if (core::ScoreBits(scores[i]) >= floor)
+      out[written++] = core::OrderKey(scores[i], first_pos + i);
   }
   return written;
 }
 
-const Kernel kScalarKernel = {"scalar",         &AlwaysSupported,  &ScalarLayout,
-                              &PrepareFloatQuery, &PackFloatTile,  &ScalarScoreTiles,
-                              &ScalarAppendKeys,   nullptr,         nullptr};
+const Kernel kScalarKernel = {
+    .name = "scalar",
+    .supported = &AlwaysSupported,
+    .layout = &ScalarLayout,
+    .prepare_query = &PrepareFloatQuery,
+    .pack_tile = &PackFloatTile,
+    .score_tiles = &ScalarScoreTiles,
+    .append_keys = &ScalarAppendKeys,
+    .begin_scores = nullptr,
+    .end_scores = nullptr,
+};
 
 }  // namespace hisa::cpu

@@ -9,8 +9,8 @@
 namespace hisa::cpu {
 namespace {
 
-constexpr int kSelectBits = 8;  // digit width of the radix select
-constexpr int kSortBits = 11;   // widest digit of the radix sort
+constexpr int kSelectBits = 8;   // digit width of the radix select
+constexpr int kSortBits = 11;    // widest digit of the radix sort
 constexpr int kScoreShift = 32;  // the score bits of a key
 
 uint32_t Digit(uint64_t key, int shift, uint32_t mask) {
@@ -24,9 +24,14 @@ uint64_t DifferingBits(const uint64_t* keys, int64_t n) {
   return differ;
 }
 
-// Histogram of one 8-bit digit. Four interleaved tables: runs of one digit would otherwise chain
-// every increment through the same counter.
+// Histogram of one 8-bit digit. Four interleaved tables for long inputs: runs of one digit would
+// otherwise chain every increment through the same counter.
 void CountDigit(const uint64_t* keys, int64_t n, int shift, uint32_t count[256]) {
+  if (n < 1024) {
+    std::fill(count, count + 256, 0);
+    for (int64_t i = 0; i < n; ++i) ++count[Digit(keys[i], shift, 0xFF)];
+    return;
+  }
   uint32_t partial[4][256] = {};
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {

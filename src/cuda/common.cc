@@ -60,6 +60,17 @@ Status Scratch::Allocate(size_t bytes, void** out) {
   return {};
 }
 
+Status AllowSharedMemory(const void* kernel, int bytes, std::atomic<uint64_t>* done) {
+  int device = 0;
+  HISA_CUDA_RETURN(cudaGetDevice(&device));
+  const uint64_t bit = uint64_t{1} << (device & 63);
+  if (done->load(std::memory_order_acquire) & bit) return {};
+  HISA_CUDA_RETURN(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  done->fetch_or(bit, std::memory_order_release);
+  return {};
+}
+
 Status CopyToHost(const void* device, size_t bytes, void* host, cudaStream_t stream) {
   if (bytes == 0) return {};
   HISA_CUDA_RETURN(cudaMemcpyAsync(host, device, bytes, cudaMemcpyDeviceToHost, stream));

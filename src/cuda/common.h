@@ -4,6 +4,7 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -63,6 +64,10 @@ class Scratch {
   int count_ = 0;
   size_t bytes_ = 0;
 };
+
+/// Raises a kernel's dynamic shared-memory limit, once per device and kernel (`done` is the
+/// kernel's own flag word, one bit per device).
+Status AllowSharedMemory(const void* kernel, int bytes, std::atomic<uint64_t>* done);
 
 /// Copies `count` elements from device to host on `stream` and waits.
 Status CopyToHost(const void* device, size_t bytes, void* host, cudaStream_t stream);

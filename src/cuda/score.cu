@@ -405,8 +405,9 @@ Status Launch(const ScoreParams& params, const CUtensorMap& q_map, const CUtenso
   const int num_groups = (params.num_queries + params.group_size - 1) / params.group_size;
   const int num_items = num_groups * params.segments;
   if (num_items == 0) return {};
-  HISA_CUDA_RETURN(cudaFuncSetAttribute(
-      ScoreKernel<kHeads, kBanks>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
+  static std::atomic<uint64_t> configured{0};
+  HISA_RETURN_IF_ERROR(AllowSharedMemory(reinterpret_cast<const void*>(ScoreKernel<kHeads, kBanks>),
+                                         kSmemBytes, &configured));
   const int grid = std::min(num_items, device.sm_count);
   ScoreKernel<kHeads, kBanks><<<grid, kThreads, kSmemBytes, stream>>>(params, q_map, k_map, num_groups,
                                                                num_items);

@@ -19,7 +19,7 @@ namespace hisa::cuda {
 namespace {
 
 constexpr int kThreads = 512;
-constexpr int kItems = 4;                  // consecutive elements per thread per chunk
+constexpr int kItems = 8;                  // elements per thread per chunk (loads in flight)
 constexpr int kChunk = kThreads * kItems;  // elements per chunk of the index-order pass
 constexpr int kMaxK = 4096;
 constexpr int kCandidateCap = 6144;        // bucket keys kept in shared memory
@@ -146,10 +146,21 @@ __global__ void __launch_bounds__(kThreads) TopkKernel(const __grid_constant__ T
       const int bins = 1 << digit_bits;
       for (int i = threadIdx.x; i < bins; i += kThreads) s.hist[i] = 0;
       __syncthreads();
-      for (int64_t i = threadIdx.x; i < len; i += kThreads) {
-        const uint32_t key = ScoreKey(scores[i]);
-        const bool match = shift == 32 || (key >> shift) == prefix;
-        if (match) atomicAdd(&s.hist[(key >> next_shift) & (bins - 1)], 1u);
+      // kItems loads per thread in flight before their atomics: the pass is latency-bound.
+      for (int64_t base = 0; base < len; base += kChunk) {
+        float value[kItems];
+#pragma unroll
+        for (int u = 0; u < kItems; ++u) {
+          const int64_t i = base + u * kThreads + threadIdx.x;
+          value[u] = i < len ? scores[i] : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < kItems; ++u) {
+          const int64_t i = base + u * kThreads + threadIdx.x;
+          const uint32_t key = ScoreKey(value[u]);
+          const bool match = i < len && (shift == 32 || (key >> shift) == prefix);
+          if (match) atomicAdd(&s.hist[(key >> next_shift) & (bins - 1)], 1u);
+        }
       }
       __syncthreads();
       FindBoundary(s, bins, need_left);
@@ -212,11 +223,11 @@ __global__ void __launch_bounds__(kThreads) TopkKernel(const __grid_constant__ T
         const int next = shift64 - 8;
         for (int i = threadIdx.x; i < 256; i += kThreads) s.hist[i] = 0;
         __syncthreads();
-        for (int i = threadIdx.x; i < n; i += kThreads) {
-          const uint64_t key = s.candidates[i];
-          if (shift64 == 64 || (key >> shift64) == prefix64) {
-            atomicAdd(&s.hist[(key >> next) & 0xFF], 1u);
-          }
+        for (int base = 0; base < n; base += kThreads) {
+          const int i = base + threadIdx.x;
+          const uint64_t key = i < n ? s.candidates[i] : 0;
+          const bool match = i < n && (shift64 == 64 || (key >> shift64) == prefix64);
+          if (match) atomicAdd(&s.hist[(key >> next) & 0xFF], 1u);
         }
         __syncthreads();
         FindBoundary(s, 256, need64);
@@ -304,8 +315,9 @@ Status LaunchTopk(const TopkParams& params, cudaStream_t stream) {
                              kMaxK);
   }
   const int smem = static_cast<int>(sizeof(Shared));
-  HISA_CUDA_RETURN(
-      cudaFuncSetAttribute(TopkKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  static std::atomic<uint64_t> configured{0};
+  HISA_RETURN_IF_ERROR(
+      AllowSharedMemory(reinterpret_cast<const void*>(TopkKernel), smem, &configured));
   TopkKernel<<<params.rows, kThreads, smem, stream>>>(params);
   HISA_CUDA_CHECK_LAUNCH("top-k kernel launch");
   return {};
