@@ -9,9 +9,11 @@
 // (HISA_CPU_KERNEL=avx2|scalar picks another).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <utility>
 #include <vector>
@@ -76,6 +78,57 @@ struct Problem {
     double pairs = 0.0;
     for (size_t t = 0; t < ks.size(); ++t) pairs += ke[t] - ks[t];
     return pairs;
+  }
+};
+
+// One decode step: num_seqs sequences of context tokens in a paged cache (P = 64, pages in
+// shuffled order), one query at the end of each.
+struct DecodeProblem {
+  static constexpr int32_t kPageSize = 64;
+  IndexerConfig cfg;
+  std::vector<uint8_t> q, k, pooled_k;
+  std::vector<float> w, kscale, pooled_scale;
+  std::vector<int32_t> block_table, context_lens;
+  int32_t pages_per_seq = 0;
+
+  DecodeProblem(int64_t context, int32_t num_seqs) : cfg(BenchConfig()) {
+    std::mt19937_64 rng(static_cast<uint64_t>(context * 7 + num_seqs));
+    std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+    pages_per_seq = static_cast<int32_t>((context + kPageSize - 1) / kPageSize);
+    const int64_t num_pages = int64_t{pages_per_seq} * num_seqs;
+    q = RandomFp8(int64_t{num_seqs} * cfg.num_heads * cfg.head_dim, rng);
+    k = RandomFp8(num_pages * kPageSize * cfg.head_dim, rng);
+    for (int64_t i = 0; i < int64_t{num_seqs} * cfg.num_heads; ++i) {
+      w.push_back(uniform(rng) - 0.3f);
+    }
+    for (int64_t s = 0; s < num_pages * kPageSize; ++s) kscale.push_back(0.5f + uniform(rng));
+    block_table.resize(static_cast<size_t>(num_pages));
+    std::iota(block_table.begin(), block_table.end(), 0);
+    std::shuffle(block_table.begin(), block_table.end(), rng);
+    context_lens.assign(static_cast<size_t>(num_seqs), static_cast<int32_t>(context));
+    const int64_t slots = PooledSlotsForPages(cfg, num_pages, kPageSize);
+    pooled_k.resize(static_cast<size_t>(slots * cfg.head_dim));
+    pooled_scale.resize(static_cast<size_t>(slots));
+    const DecodeInputs in = Inputs();
+    if (!BuildPooledKeysPaged(cfg, in.cache, in.seqs, {pooled_k.data(), pooled_scale.data(), slots})
+             .ok()) {
+      std::abort();
+    }
+  }
+
+  DecodeInputs Inputs() const {
+    DecodeInputs in;
+    in.q = q.data();
+    in.w = w.data();
+    in.cache = {k.data(), kscale.data(), static_cast<int64_t>(kscale.size()) / kPageSize,
+                kPageSize};
+    in.seqs = {block_table.data(), pages_per_seq, context_lens.data(),
+               static_cast<int32_t>(context_lens.size())};
+    in.next_n = 1;
+    return in;
+  }
+  ConstPooledKeys Pooled() const {
+    return {pooled_k.data(), pooled_scale.data(), static_cast<int64_t>(pooled_scale.size())};
   }
 };
 
@@ -205,6 +258,40 @@ void BM_HisaPrefill(benchmark::State& state) {
   SetCallCounters(state, problem);
 }
 
+const DecodeProblem& GetDecodeProblem(int64_t context, int64_t num_seqs) {
+  static std::map<std::pair<int64_t, int64_t>, std::unique_ptr<DecodeProblem>> problems;
+  auto& slot = problems[{context, num_seqs}];
+  if (!slot) slot = std::make_unique<DecodeProblem>(context, static_cast<int32_t>(num_seqs));
+  return *slot;
+}
+
+// Decode steps. Args: {context, sequences}.
+void RunDecode(benchmark::State& state, bool hisa) {
+  const DecodeProblem& problem = GetDecodeProblem(state.range(0), state.range(1));
+  const size_t rows = problem.context_lens.size();
+  std::vector<int32_t> indices(rows * static_cast<size_t>(problem.cfg.top_k));
+  std::vector<int32_t> blocks(rows * static_cast<size_t>(problem.cfg.block_budget));
+  for (auto _ : state) {
+    const Status status =
+        hisa ? HisaTopkDecode(problem.cfg, problem.Inputs(), problem.Pooled(),
+                              {indices.data(), blocks.data(), nullptr})
+             : FlatTopkDecode(problem.cfg, problem.Inputs(), {indices.data(), nullptr, nullptr});
+    if (!status.ok()) state.SkipWithError(status.ToString().c_str());
+    benchmark::DoNotOptimize(indices.data());
+  }
+  state.counters["queries/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(rows),
+                         benchmark::Counter::kIsRate);
+  state.SetLabel(CpuKernelName());
+}
+
+void BM_FlatDecode(benchmark::State& state) {
+  RunDecode(state, false);
+}
+void BM_HisaDecode(benchmark::State& state) {
+  RunDecode(state, true);
+}
+
 void RegisterKernelBenchmarks() {
   for (const cpu::Kernel* kernel : cpu::SupportedKernels()) {
     benchmark::RegisterBenchmark((std::string("BM_TileKernel/") + kernel->name).c_str(),
@@ -226,6 +313,18 @@ BENCHMARK(BM_HisaPrefill)
     ->Args({8192, 256})
     ->Args({32768, 256})
     ->Args({65536, 256})
+    ->Unit(benchmark::kMillisecond)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime();
+BENCHMARK(BM_FlatDecode)
+    ->Args({65536, 1})
+    ->Args({65536, 8})
+    ->Unit(benchmark::kMillisecond)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime();
+BENCHMARK(BM_HisaDecode)
+    ->Args({65536, 1})
+    ->Args({65536, 8})
     ->Unit(benchmark::kMillisecond)
     ->MeasureProcessCPUTime()
     ->UseRealTime();

@@ -7,10 +7,20 @@
 
 int main(int argc, char** argv) {
   hisa::tools::CudaBenchOptions options;
-  bool json = false, quick = false;
+  bool json = false, quick = false, million = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json")) json = true;
     if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--million")) million = true;  // peak memory at 1M context
+  }
+  if (million) {
+    options.prefill_contexts = {int64_t{1} << 20};
+    options.decode_contexts = {int64_t{1} << 20};
+    options.decode_batches = {1};
+    options.next_ns = {1};
+    options.repeats = 1;
+    options.warmup = 0;
+    options.scoring = false;  // 1024 x 1M float logits would not fit the point being made
   }
   if (quick) {
     options.prefill_contexts = {32768, 131072};

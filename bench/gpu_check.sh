@@ -34,9 +34,19 @@ fi
 if [ "${SKIP_BENCH:-0}" != 1 ] && [ -x "$BIN/hisa_gpu_bench" ]; then
   "$BIN/hisa_gpu_bench" ${BENCH_ARGS:-} > "$OUT/bench.txt" 2> "$OUT/bench_progress.txt"
   note "bench: exit $? ($(wc -l < "$OUT/bench.txt") lines in bench.txt)"
+  if [ "${SKIP_MILLION:-0}" != 1 ]; then
+    "$BIN/hisa_gpu_bench" --million > "$OUT/bench_1m.txt" 2>> "$OUT/bench_progress.txt"
+    note "bench at 1M context: exit $?"
+  fi
+  if [ -x "$BIN/hisa" ] && [ "${SKIP_EVAL:-0}" != 1 ]; then
+    "$BIN/hisa" eval --backend cuda --contexts 32K,64K,128K > "$OUT/eval_cuda.txt" 2>> "$OUT/bench_progress.txt"
+    note "hisa eval --backend cuda: exit $?"
+  fi
 fi
 
 echo
 echo "==== summary ===="
 for line in "${summary[@]}"; do echo "$line"; done
 [ -f "$OUT/bench.txt" ] && cat "$OUT/bench.txt"
+[ -f "$OUT/bench_1m.txt" ] && cat "$OUT/bench_1m.txt"
+[ -f "$OUT/eval_cuda.txt" ] && tail -22 "$OUT/eval_cuda.txt"

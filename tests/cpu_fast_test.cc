@@ -496,36 +496,40 @@ TEST_F(CpuFastTest, EmptyBatch) {
   });
 }
 
-// StreamTopk against core::TopkSelector: scores with many exact ties (and NaN), keys pushed in
-// ascending position order one by one and in batches, k below, at and above the count.
+// StreamTopk against core::TopkSelector, with every kernel's filter: scores with many exact ties
+// (and NaN, -0), keys pushed in ascending position order one by one and in batches, k below, at
+// and above the count.
 TEST(StreamTopk, MatchesTopkSelector) {
-  std::mt19937_64 rng(3);
-  for (int64_t n : {0, 1, 7, 300, 5000, 20000}) {
-    for (int64_t k : {1, 2, 64, 2048, 30000}) {
-      std::vector<float> scores(static_cast<size_t>(n));
-      for (float& score : scores) {
-        const uint64_t r = rng();
-        score = r % 11 == 0 ? std::nanf("") : static_cast<float>(r % 500) - 100.0f;
-        if (r % 13 == 0) score = -0.0f;
-      }
-      core::TopkSelector expected(k);
-      cpu::StreamTopk got;
-      got.Reset(k);
-      for (int64_t i = 0; i < n;) {
-        if (i % 3 == 0) {  // a batch through Reserve / Commit
-          const int64_t batch = std::min<int64_t>(32, n - i);
-          uint64_t* out = got.Reserve(batch);
-          for (int64_t j = 0; j < batch; ++j) out[j] = core::OrderKey(scores[i + j], i + j);
-          got.Commit(batch);
-          for (int64_t j = 0; j < batch; ++j) expected.Push(core::OrderKey(scores[i + j], i + j));
-          i += batch;
-        } else {
-          got.Push(core::OrderKey(scores[i], i));
-          expected.Push(core::OrderKey(scores[i], i));
-          ++i;
+  for (const cpu::Kernel* kernel : cpu::SupportedKernels()) {
+    SCOPED_TRACE(kernel->name);
+    std::mt19937_64 rng(3);
+    for (int64_t n : {0, 1, 7, 300, 5000, 20000}) {
+      for (int64_t k : {1, 2, 64, 2048, 30000}) {
+        std::vector<float> scores(static_cast<size_t>(n));
+        for (float& score : scores) {
+          const uint64_t r = rng();
+          score = r % 11 == 0 ? std::nanf("") : static_cast<float>(r % 500) - 100.0f;
+          if (r % 13 == 0) score = -0.0f;
         }
+        core::TopkSelector expected(k);
+        cpu::StreamTopk got(kernel->keep_in_range);
+        got.Reset(k);
+        for (int64_t i = 0; i < n;) {
+          if (i % 3 == 0) {  // a batch through Reserve / Commit
+            const int64_t batch = std::min<int64_t>(32, n - i);
+            uint64_t* out = got.Reserve(batch);
+            for (int64_t j = 0; j < batch; ++j) out[j] = core::OrderKey(scores[i + j], i + j);
+            got.Commit(batch);
+            for (int64_t j = 0; j < batch; ++j) expected.Push(core::OrderKey(scores[i + j], i + j));
+            i += batch;
+          } else {
+            got.Push(core::OrderKey(scores[i], i));
+            expected.Push(core::OrderKey(scores[i], i));
+            ++i;
+          }
+        }
+        ASSERT_EQ(got.Finish(), expected.Finish()) << "n " << n << " k " << k;
       }
-      ASSERT_EQ(got.Finish(), expected.Finish()) << "n " << n << " k " << k;
     }
   }
 }

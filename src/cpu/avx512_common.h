@@ -120,4 +120,20 @@ HISA_AVX512 inline int Avx512AppendKeys(const float* scores, int count, int64_t 
   return written;
 }
 
+/// KeepInRangeFn: 8 keys per compare, survivors compressed into place. A full store at
+/// out + kept is safe: kept <= i, and out holds n elements.
+HISA_AVX512 inline int64_t Avx512KeepInRange(const uint64_t* keys, int64_t n, uint64_t lo,
+                                             uint64_t hi, uint64_t* out) {
+  const __m512i low = _mm512_set1_epi64(static_cast<int64_t>(lo));
+  const __m512i high = _mm512_set1_epi64(static_cast<int64_t>(hi));
+  int64_t kept = 0, i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512i v = _mm512_loadu_si512(keys + i);
+    const __mmask8 in = _mm512_mask_cmple_epu64_mask(_mm512_cmpge_epu64_mask(v, low), v, high);
+    _mm512_storeu_si512(out + kept, _mm512_maskz_compress_epi64(in, v));
+    kept += std::popcount(static_cast<uint32_t>(in));
+  }
+  return kept + KeepInRange(keys + i, n - i, lo, hi, out + kept);
+}
+
 }  // namespace hisa::cpu

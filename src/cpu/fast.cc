@@ -444,7 +444,7 @@ void RunSelection(const Kernel& kernel, const IndexerConfig& cfg,
 #pragma omp parallel num_threads(threads)
   {
     Scanner scanner(kernel, cfg, tasks, pass);
-    std::vector<StreamTopk> selectors(kGroupQueries);
+    std::vector<StreamTopk> selectors(kGroupQueries, StreamTopk(kernel.keep_in_range));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < static_cast<int64_t>(items.size()); ++it) {
       const WorkItem& item = items[it];
@@ -473,7 +473,7 @@ void RunSelection(const Kernel& kernel, const IndexerConfig& cfg,
   }
 #pragma omp parallel num_threads(threads)
   {
-    StreamTopk selector;
+    StreamTopk selector(kernel.keep_in_range);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t r = 0; r < static_cast<int64_t>(merges.size()); ++r) {
       const auto [split, i] = merges[r];

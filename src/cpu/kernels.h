@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cpu/stream_topk.h"
 #include "hisa/types.h"
 
 namespace hisa::cpu {
@@ -50,6 +51,8 @@ struct Kernel {
   /// score bits `floor`). Returns how many; may write garbage up to out[32).
   int (*append_keys)(const float* scores, int count, int64_t first_pos, uint32_t floor,
                      uint64_t* out);
+  /// The selection's filter (stream_topk.h); KeepInRange where there is no vector version.
+  KeepInRangeFn keep_in_range;
   /// May be null. Called on a thread before and after a run of score_tiles calls (AMX loads
   /// and releases its tile configuration).
   void (*begin_scores)();

@@ -209,6 +209,7 @@ const Kernel kAmxKernel = {
     .pack_tile = &AmxPackTile,
     .score_tiles = &AmxScoreTiles,
     .append_keys = &Avx512AppendKeys,
+    .keep_in_range = &Avx512KeepInRange,
     .begin_scores = &AmxBeginScores,
     .end_scores = &AmxEndScores,
 };

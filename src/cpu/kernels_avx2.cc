@@ -96,6 +96,7 @@ const Kernel kAvx2Kernel = {
     .pack_tile = &PackFloatTile,
     .score_tiles = &Avx2ScoreTiles,
     .append_keys = &Avx2AppendKeys,
+    .keep_in_range = &KeepInRange,
     .begin_scores = nullptr,
     .end_scores = nullptr,
 };

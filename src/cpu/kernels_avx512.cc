@@ -115,6 +115,7 @@ const Kernel kAvx512Kernel = {
     .pack_tile = &Avx512PackTile,
     .score_tiles = &Avx512ScoreTiles,
     .append_keys = &Avx512AppendKeys,
+    .keep_in_range = &Avx512KeepInRange,
     .begin_scores = nullptr,
     .end_scores = nullptr,
 };

@@ -117,6 +117,7 @@ const Kernel kScalarKernel = {
     .pack_tile = &PackFloatTile,
     .score_tiles = &ScalarScoreTiles,
     .append_keys = &ScalarAppendKeys,
+    .keep_in_range = &KeepInRange,
     .begin_scores = nullptr,
     .end_scores = nullptr,
 };

@@ -43,20 +43,20 @@ void CountDigit(const uint64_t* keys, int64_t n, int shift, uint32_t count[256])
   }
 }
 
-// Keeps the keys of keys[0, n) at or above `floor`, in order, at the front; returns how many.
-int64_t KeepAtLeast(uint64_t* keys, int64_t n, uint64_t floor) {
+}  // namespace
+
+int64_t KeepInRange(const uint64_t* keys, int64_t n, uint64_t lo, uint64_t hi, uint64_t* out) {
   int64_t kept = 0;
-  for (int64_t i = 0; i < n; ++i) {  // branch-free: the write index never passes the read index
+  for (int64_t i = 0; i < n; ++i) {  // branch-free: every key is written, the index advances
     const uint64_t key = keys[i];
-    keys[kept] = key;
-    kept += key >= floor;
+    out[kept] = key;
+    kept += key >= lo && key <= hi;
   }
   return kept;
 }
 
-}  // namespace
-
-uint64_t KthLargest(const uint64_t* keys, int64_t n, int64_t k, uint64_t* scratch) {
+uint64_t KthLargest(const uint64_t* keys, int64_t n, int64_t k, uint64_t* scratch,
+                    KeepInRangeFn keep) {
   const uint64_t differ = DifferingBits(keys, n);
   if (differ == 0) return keys[0];
   // The first digit ends at the highest bit where the keys differ; bits above it are shared.
@@ -77,11 +77,12 @@ uint64_t KthLargest(const uint64_t* keys, int64_t n, int64_t k, uint64_t* scratc
       }
       return best;
     }
-    int64_t kept = 0;  // the bucket's keys move to scratch (branch-free, forward in place)
-    for (int64_t i = 0; i < n; ++i) {
-      scratch[kept] = candidates[i];
-      kept += Digit(candidates[i], shift, 0xFF) == boundary;
-    }
+    // The bucket's keys move to scratch: the candidates share the bits above the digit, so the
+    // bucket is a range of keys.
+    const int top = shift + kSelectBits;
+    const uint64_t shared = top >= 64 ? 0 : candidates[0] >> top << top;
+    const uint64_t lo = shared | uint64_t{boundary} << shift;
+    keep(candidates, n, lo, lo | ((uint64_t{1} << shift) - 1), scratch);
     candidates = scratch;
     n = in_bucket;
     shift = std::max(shift - kSelectBits, 0);
@@ -138,8 +139,10 @@ void StreamTopk::Compact() {
     threshold_ = std::numeric_limits<uint64_t>::max();
     return;
   }
-  const uint64_t kth = KthLargest(keys_.data(), static_cast<int64_t>(size_), k_, scratch_.data());
-  size_ = static_cast<size_t>(KeepAtLeast(keys_.data(), static_cast<int64_t>(size_), kth));
+  const int64_t size = static_cast<int64_t>(size_);
+  const uint64_t kth = KthLargest(keys_.data(), size, k_, scratch_.data(), keep_);
+  size_ = static_cast<size_t>(
+      keep_(keys_.data(), size, kth, std::numeric_limits<uint64_t>::max(), keys_.data()));
   threshold_ = kth;  // the k-th largest kept: a new key must beat it
 }
 

@@ -13,8 +13,19 @@
 
 namespace hisa::cpu {
 
+/// Copies the keys of keys[0, n) that lie in [lo, hi] to out, in order, and returns how many.
+/// out may be keys (the write index never passes the read index); it must hold n elements.
+using KeepInRangeFn = int64_t (*)(const uint64_t* keys, int64_t n, uint64_t lo, uint64_t hi,
+                                  uint64_t* out);
+
+/// Portable KeepInRangeFn.
+int64_t KeepInRange(const uint64_t* keys, int64_t n, uint64_t lo, uint64_t hi, uint64_t* out);
+
 class StreamTopk {
  public:
+  /// keep: the filter the radix passes use (a kernel's vector version, or KeepInRange).
+  explicit StreamTopk(KeepInRangeFn keep = &KeepInRange) : keep_(keep) {}
+
   /// Starts a new selection of the k largest keys.
   void Reset(int64_t k);
 
@@ -46,6 +57,7 @@ class StreamTopk {
   // Keeps the k largest keys, in push order, and raises the threshold below the smallest.
   void Compact();
 
+  KeepInRangeFn keep_;
   int64_t k_ = 0;
   uint64_t threshold_ = 0;      // keys at or below it cannot enter
   std::vector<uint64_t> keys_;  // [capacity] buffer in push order, first size_ used
@@ -55,7 +67,8 @@ class StreamTopk {
 };
 
 /// The k-th largest (1 <= k <= n) of the distinct keys[0, n). scratch: at least n elements.
-uint64_t KthLargest(const uint64_t* keys, int64_t n, int64_t k, uint64_t* scratch);
+uint64_t KthLargest(const uint64_t* keys, int64_t n, int64_t k, uint64_t* scratch,
+                    KeepInRangeFn keep = &KeepInRange);
 
 /// Stable sort of keys[0, n) by their upper 32 bits, descending. scratch: at least n elements.
 void StableSortByScore(uint64_t* keys, int64_t n, uint64_t* scratch);

@@ -158,7 +158,9 @@ Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
   DeviceInfo device;
   HISA_RETURN_IF_ERROR(CurrentDevice(&device));
   const int64_t stride = RoundUp(std::max<int32_t>(job.max_len, 1), 4);
-  const int64_t budget = static_cast<int64_t>(job.opts->workspace_limit_bytes);
+  // The scores buffer gets what the budget leaves after the per-query ranges (5 ints a query).
+  const int64_t budget = static_cast<int64_t>(job.opts->workspace_limit_bytes) -
+                         static_cast<int64_t>(scratch.bytes());
   int64_t chunk = std::max<int64_t>(job.group, budget / (stride * 4));
   chunk = std::min<int64_t>(chunk / job.group * job.group, job.num_queries);
   chunk = std::max<int64_t>(chunk, std::min<int64_t>(job.group, job.num_queries));
@@ -246,7 +248,8 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
   const int64_t stride1 = RoundUp(max_blocks, 4);
   const int64_t stride2 = RoundUp(int64_t{m} * B, 4);
   const int64_t per_query = (stride1 + stride2) * 4;
-  const int64_t budget = static_cast<int64_t>(job.opts->workspace_limit_bytes);
+  const int64_t budget = static_cast<int64_t>(job.opts->workspace_limit_bytes) -
+                         static_cast<int64_t>(scratch.bytes());
   int64_t chunk = std::max<int64_t>(job.group, budget / per_query);
   chunk = std::min<int64_t>(chunk / job.group * job.group, T);
   chunk = std::max<int64_t>(chunk, std::min<int64_t>(job.group, T));
