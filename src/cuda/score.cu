@@ -2,13 +2,13 @@
 // specialized, persistent.
 //
 // A CTA holds the q rows of a group of queries (128 / H queries x H heads = 128 rows) and streams
-// tiles of 256 keys. Keys are the M side of the matrix product (4 math warpgroups x 64 keys) and
+// tiles of 192 keys. Keys are the M side of the matrix product (3 math warpgroups x 64 keys) and
 // (query, head) pairs the N side, one bank of N = H per query: so a thread's accumulators hold
 // 2 keys x H/4 heads of each query, and the ReLU-weighted head sum is mostly thread-local (a
 // 4-lane butterfly finishes it) instead of a cross-warp reduction.
 //
-//   warpgroups 0-3: math (wgmma, ReLU-weighted head sum, kscale, masked store)
-//   warpgroup 4:    warp 0 issues the bulk tensor copies and gathers the key scales
+//   warpgroups 0-2: math (wgmma, ReLU-weighted head sum, kscale, masked store)
+//   warpgroup 3:    warp 0 issues the bulk tensor copies and gathers the key scales
 #include <cute/arch/copy_sm90_tma.hpp>
 #include <cute/arch/mma_sm90_desc.hpp>
 #include <cute/arch/mma_sm90_gmma.hpp>
@@ -27,11 +27,14 @@ namespace hisa::cuda {
 namespace {
 
 constexpr int kHeadDim = 128;
-constexpr int kTileKeys = 256;
-constexpr int kMathWarpgroups = 4;
+// Three math warpgroups of 64 keys each: 512 threads a CTA, so the compiler may give every thread
+// 128 registers (the 64 accumulators of two banks, gates, addresses) without rematerializing
+// addresses in the loop; four warpgroups at 640 threads capped it at 96.
+constexpr int kMathWarpgroups = 3;
+constexpr int kTileKeys = 64 * kMathWarpgroups;
 constexpr int kThreads = (kMathWarpgroups + 1) * 128;
-constexpr int kStages = 4;
-constexpr int kKeyTileBytes = kTileKeys * kHeadDim;       // 32 KB
+constexpr int kStages = 5;
+constexpr int kKeyTileBytes = kTileKeys * kHeadDim;       // 24 KB
 constexpr int kQBytes = kQueryRowsPerCta * kHeadDim;      // 16 KB
 // No setmaxnreg: ptxas compiles every path of the kernel for the launch bound's 96 registers, so
 // lowering the producer's count would cut into registers its code uses, and raising the math
@@ -68,9 +71,9 @@ __device__ __forceinline__ void Wait(const Barrier& barrier, uint32_t phase, int
 
 // Shared memory, offsets from a 1024-byte aligned base (swizzled tiles need that alignment).
 constexpr int kQOffset = 0;                                       // [2][128 rows][128 B]
-constexpr int kKeyOffset = kQOffset + 2 * kQBytes;                // [kStages][256][128 B]
-constexpr int kBoxRowOffset = kKeyOffset + kStages * kKeyTileBytes;  // [kStages][256] int32
-constexpr int kWeightOffset = kBoxRowOffset + kStages * kTileKeys * 4;  // [4][128] float
+constexpr int kKeyOffset = kQOffset + 2 * kQBytes;                // [kStages][kTileKeys][128 B]
+constexpr int kBoxRowOffset = kKeyOffset + kStages * kKeyTileBytes;  // [kStages][kTileKeys] int32
+constexpr int kWeightOffset = kBoxRowOffset + kStages * kTileKeys * 4;  // [kMathWarpgroups][128] float
 constexpr int kBarrierOffset = kWeightOffset + kMathWarpgroups * kQueryRowsPerCta * 4;
 constexpr int kNumBarriers = 2 * 2 + 2 * kStages;  // q full/empty, kv full/empty
 constexpr int kSmemBytes = kBarrierOffset + kNumBarriers * 8 + 1024;  // + alignment slack
@@ -206,7 +209,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   Barrier* kv_full = barriers + 4;
   Barrier* kv_empty = barriers + 4 + kStages;
 
-  const int warp = threadIdx.x / 32;
+  const int warp = __shfl_sync(0xffffffffu, threadIdx.x / 32, 0);  // uniform: warp-level values
   const int lane = threadIdx.x % 32;
   if (threadIdx.x == kMathWarpgroups * 128) {
     for (int i = 0; i < 2; ++i) {
