@@ -213,39 +213,51 @@ __global__ void __launch_bounds__(kThreads) TopkKernel(const __grid_constant__ T
       __syncthreads();  // s.scan is reused
     }
 
-    // 3. Radix select of the need_left largest 64-bit keys among the bucket's.
+    // 3. The need_left best of the bucket's keys: finish the score bits below the prefix
+    //    (11 at a time), then take every key above that score and, of the keys equal to it,
+    //    the first ones in bucket order (lowest indices: the bucket was collected in index order).
     if (in_shared && need_left > 0) {
       const int n = static_cast<int>(bucket_count);
-      uint64_t prefix64 = 0;
-      int shift64 = 64;
-      uint32_t need64 = need_left;
-      while (shift64 > 0) {
-        const int next = shift64 - 8;
-        for (int i = threadIdx.x; i < 256; i += kThreads) s.hist[i] = 0;
+      uint32_t score_prefix = prefix;
+      int score_shift = shift;
+      uint32_t need_equal = need_left;
+      while (score_shift > 0) {
+        const int digit_bits = min(11, score_shift);
+        const int next = score_shift - digit_bits;
+        const int bins = 1 << digit_bits;
+        for (int i = threadIdx.x; i < bins; i += kThreads) s.hist[i] = 0;
         __syncthreads();
-        for (int base = 0; base < n; base += kThreads) {
-          const int i = base + threadIdx.x;
-          const uint64_t key = i < n ? s.candidates[i] : 0;
-          const bool match = i < n && (shift64 == 64 || (key >> shift64) == prefix64);
-          if (match) atomicAdd(&s.hist[(key >> next) & 0xFF], 1u);
+        for (int i = threadIdx.x; i < n; i += kThreads) {
+          const uint32_t key = static_cast<uint32_t>(s.candidates[i] >> 32);
+          if ((key >> score_shift) == score_prefix) {
+            atomicAdd(&s.hist[(key >> next) & (bins - 1)], 1u);
+          }
         }
         __syncthreads();
-        FindBoundary(s, 256, need64);
-        need64 -= s.count_above;
-        prefix64 = (shift64 == 64 ? 0 : prefix64 << 8) | static_cast<uint64_t>(s.boundary_bin);
-        shift64 = next;
+        FindBoundary(s, bins, need_equal);
+        need_equal -= s.count_above;
+        score_prefix = (score_prefix << digit_bits) | static_cast<uint32_t>(s.boundary_bin);
+        score_shift = next;
         __syncthreads();
       }
-      // prefix64 is now the need_left-th largest key: keep every key >= it, in bucket order.
-      const uint64_t threshold = prefix64;
-      uint32_t base = need - need_left;
+      // score_prefix is the need_left-th best score key; need_equal keys equal to it are in.
+      uint32_t base = need - need_left, equal_seen = 0;
       for (int chunk = 0; chunk < n; chunk += kThreads) {
         const int i = chunk + threadIdx.x;
-        const bool take = i < n && s.candidates[i] >= threshold;
+        const uint32_t key = i < n ? static_cast<uint32_t>(s.candidates[i] >> 32) : 0;
+        const bool above = i < n && key > score_prefix;
+        const bool equal = i < n && key == score_prefix;
         uint32_t offset = 0, total = 0;
-        Scan(s.scan).ExclusiveSum(take ? 1u : 0u, offset, total);
-        if (take) s.selected[base + offset] = s.candidates[i];
-        base += total;
+        Scan(s.scan).ExclusiveSum((above ? 1u : 0u) | (equal ? 1u << 16 : 0u), offset, total);
+        const uint32_t equal_rank = equal_seen + (offset >> 16);
+        const uint32_t equal_taken = min(equal_seen, need_equal);
+        const uint32_t equal_before = min(equal_rank, need_equal) - equal_taken;
+        if (above || (equal && equal_rank < need_equal)) {
+          s.selected[base + (offset & 0xFFFFu) + equal_before] = s.candidates[i];
+        }
+        const uint32_t equal_now = total >> 16;
+        base += (total & 0xFFFFu) + (min(equal_seen + equal_now, need_equal) - equal_taken);
+        equal_seen += equal_now;
         __syncthreads();  // s.scan is reused
       }
     }
