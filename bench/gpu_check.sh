@@ -24,22 +24,28 @@ fi
 if [ "${SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; then
   filter='Cuda.FlatPrefillEdgeRows*:Cuda.HisaPrefill*:Cuda.PooledKeys*:Cuda.BadIndices*'
   for tool in memcheck racecheck; do
+    echo "==== compute-sanitizer --tool $tool" >> "$OUT/sanitizer.log"
     compute-sanitizer --tool $tool --error-exitcode 9 "$BIN/hisa_cuda_tests" --gtest_filter="$filter" \
-      > "$OUT/sanitizer_$tool.log" 2>&1
-    note "compute-sanitizer $tool: exit $? ($(grep -E 'ERROR SUMMARY' "$OUT/sanitizer_$tool.log" | tail -1))"
+      >> "$OUT/sanitizer.log" 2>&1
+    note "compute-sanitizer $tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer.log" | tail -1))"
   done
 fi
 
 # 3. Benchmarks.
 if [ "${SKIP_BENCH:-0}" != 1 ] && [ -x "$BIN/hisa_gpu_bench" ]; then
-  "$BIN/hisa_gpu_bench" ${BENCH_ARGS:-} > "$OUT/bench.txt" 2> "$OUT/bench_progress.txt"
+  "$BIN/hisa_gpu_bench" ${BENCH_ARGS:-} > "$OUT/bench.txt" 2> /dev/null
   note "bench: exit $? ($(wc -l < "$OUT/bench.txt") lines in bench.txt)"
+  "$BIN/hisa_gpu_bench" --json ${BENCH_ARGS:-} > "$OUT/bench.json" 2>/dev/null
+  if [ "${SKIP_TORCH:-0}" != 1 ] && python3 -c "import torch" 2>/dev/null; then
+    python3 bench/torch_baseline.py "$OUT/bench.json" > "$OUT/torch_baseline.txt" 2>&1
+    note "plain PyTorch baseline: exit $?"
+  fi
   if [ "${SKIP_MILLION:-0}" != 1 ]; then
-    "$BIN/hisa_gpu_bench" --million > "$OUT/bench_1m.txt" 2>> "$OUT/bench_progress.txt"
+    "$BIN/hisa_gpu_bench" --million > "$OUT/bench_1m.txt" 2> /dev/null
     note "bench at 1M context: exit $?"
   fi
   if [ -x "$BIN/hisa" ] && [ "${SKIP_EVAL:-0}" != 1 ]; then
-    "$BIN/hisa" eval --backend cuda --contexts 32K,64K,128K > "$OUT/eval_cuda.txt" 2>> "$OUT/bench_progress.txt"
+    "$BIN/hisa" eval --backend cuda --contexts 32K,64K,128K > "$OUT/eval_cuda.txt" 2> /dev/null
     note "hisa eval --backend cuda: exit $?"
   fi
 fi
@@ -49,4 +55,5 @@ echo "==== summary ===="
 for line in "${summary[@]}"; do echo "$line"; done
 [ -f "$OUT/bench.txt" ] && cat "$OUT/bench.txt"
 [ -f "$OUT/bench_1m.txt" ] && cat "$OUT/bench_1m.txt"
+[ -f "$OUT/torch_baseline.txt" ] && cat "$OUT/torch_baseline.txt"
 [ -f "$OUT/eval_cuda.txt" ] && tail -22 "$OUT/eval_cuda.txt"
