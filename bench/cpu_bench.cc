@@ -3,10 +3,12 @@
 //   hisa_cpu_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
 // Problems are random FP8 (E4M3) queries and keys at DeepSeek-V3.2's indexer shape (H = 64,
-// D = 128, k = 2048) with HISA's B = 128, m = 64: Q queries at the end of an L-token prefix
-// (ks = 0, causal), so query i sees L - Q + i + 1 keys. Pooled keys are built once outside the
-// timed region. Whole calls use every hardware thread and the kernel CpuKernelName() reports
-// (HISA_CPU_KERNEL=avx2|scalar picks another).
+// D = 128, k = 2048) with HISA's B = 128, m = 64. Prefill: Q queries at the end of an L-token
+// prefix (ks = 0, causal), so query i sees L - Q + i + 1 keys. Decode: one query at the end of
+// each of S sequences of L tokens in a paged cache. Pooled keys are built once outside the timed
+// region. Whole calls use every hardware thread and the kernel CpuKernelName() reports
+// (HISA_CPU_KERNEL=amx_bf16|avx512|avx2|scalar picks another); the tile benchmarks run every
+// kernel this CPU supports.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -307,6 +309,7 @@ BENCHMARK(BM_FlatPrefill)
     ->Args({32768, 256})
     ->Args({65536, 256})
     ->Unit(benchmark::kMillisecond)
+    ->MinWarmUpTime(0.2)
     ->MeasureProcessCPUTime()
     ->UseRealTime();
 BENCHMARK(BM_HisaPrefill)
@@ -314,23 +317,27 @@ BENCHMARK(BM_HisaPrefill)
     ->Args({32768, 256})
     ->Args({65536, 256})
     ->Unit(benchmark::kMillisecond)
+    ->MinWarmUpTime(0.2)
     ->MeasureProcessCPUTime()
     ->UseRealTime();
 BENCHMARK(BM_FlatDecode)
     ->Args({65536, 1})
     ->Args({65536, 8})
     ->Unit(benchmark::kMillisecond)
+    ->MinWarmUpTime(0.2)
     ->MeasureProcessCPUTime()
     ->UseRealTime();
 BENCHMARK(BM_HisaDecode)
     ->Args({65536, 1})
     ->Args({65536, 8})
     ->Unit(benchmark::kMillisecond)
+    ->MinWarmUpTime(0.2)
     ->MeasureProcessCPUTime()
     ->UseRealTime();
 BENCHMARK(BM_FlatPrefillReference)
     ->Args({8192, 32})
     ->Unit(benchmark::kMillisecond)
+    ->MinWarmUpTime(0.2)
     ->MeasureProcessCPUTime()
     ->UseRealTime();
 

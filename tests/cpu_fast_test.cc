@@ -1,4 +1,7 @@
-// The fast CPU backend against the reference (hisa/check.h), on every kernel this CPU runs.
+// The fast CPU backend against the reference (hisa/check.h), on every kernel this CPU runs
+// (cpu::ForceKernel). Every selection run also checks: sentinels around indices, blocks and
+// scores untouched; results bitwise identical with another thread count; rows sorted best first
+// with -1 / NaN padding.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -63,7 +66,8 @@ struct PrefillCase {
     PrefillInputs in;
     in.q = q.data();
     in.w = w.data();
-    in.keys = {k.data(), kscale.data(), static_cast<int64_t>(kscale.size())};
+    const int64_t num_keys = static_cast<int64_t>(k.size()) / cfg.head_dim / DTypeSize(cfg.k_dtype);
+    in.keys = {k.data(), kscale.empty() ? nullptr : kscale.data(), num_keys};
     in.ks = ks.data();
     in.ke = ke.data();
     in.num_queries = static_cast<int64_t>(ks.size());
@@ -103,7 +107,8 @@ PrefillCase MakePrefill(const IndexerConfig& cfg, const std::vector<int32_t>& le
   c.q = RandomElements(num_queries * cfg.num_heads * cfg.head_dim, cfg.q_dtype, 24.0f, rng);
   c.w = RandomFloats(num_queries * cfg.num_heads, -0.5f, 1.0f, rng);
   c.k = RandomElements(int64_t{num_keys} * cfg.head_dim, cfg.k_dtype, 24.0f, rng);
-  c.kscale = RandomFloats(num_keys, 0.25f, 2.0f, rng);
+  // BF16 keys go without scales (kscale null means 1), FP8 keys with.
+  if (cfg.k_dtype == DType::kFp8E4M3) c.kscale = RandomFloats(num_keys, 0.25f, 2.0f, rng);
   const int64_t slots = PooledSlotsForRows(cfg, num_keys);
   c.pooled_k.assign(static_cast<size_t>(slots * cfg.head_dim * DTypeSize(cfg.k_dtype)), 0);
   c.pooled_scale.assign(static_cast<size_t>(slots), 1.0f);

@@ -89,7 +89,7 @@ Status UpdatePooledKeysPaged(const IndexerConfig& cfg, const PagedKeys& cache,
 /// When not, `why` (if not null) says why.
 bool BackendAvailable(Backend backend, std::string* why = nullptr);
 
-/// The CPU backend's vector path chosen at run time ("avx512_bf16", "avx2", "scalar").
+/// The CPU backend's kernel chosen at run time ("amx_bf16", "avx512", "avx2", "scalar").
 const char* CpuKernelName();
 
 }  // namespace hisa

@@ -34,7 +34,7 @@ constexpr int64_t kGroupQueries = 16;      // queries that share one packed chun
 constexpr int64_t kChunkKeys = 128;        // positions packed at once (a multiple of kTileKeys)
 constexpr int64_t kMinSegmentChunks = 16;  // smallest piece of a group worth a thread
 constexpr int64_t kItemsPerThread = 4;     // work items per thread, for load balance
-constexpr int64_t kPrepackBudgetBytes = int64_t{256} << 20;  // keys packed once per call
+constexpr int64_t kPrepackBudgetBytes = int64_t{128} << 20;  // keys packed once per call
 
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }

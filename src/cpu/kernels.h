@@ -4,10 +4,17 @@
 //
 //   score[s] = kscale[s] * sum_h w[h] * max(dot(q[h], k[s]), 0) + 0
 //
-// with the dot product accumulated in float32 (FP8 and BF16 products are exact in float32), the
-// head sum taken in head order, NaN dot products counted as 0 (ReLU(NaN) = 0) and -0 returned as
-// +0. Queries and keys are first rewritten into the kernel's layout: PrepareQuery once per query,
-// PackTile once per tile of keys (then reused by every query of a group).
+// FP8 and BF16 values are exact in bfloat16 and their products exact in float32, so every family
+// differs from the exact score by float32 sums only: the dot product over D, then the head sum in
+// head order. A NaN dot product counts as 0 (ReLU(NaN) = 0) and -0 comes out as +0.
+//
+//   amx_bf16  AMX tdpbf16ps on bfloat16 tiles, AVX-512 epilogue (Sapphire Rapids and later)
+//   avx512    AVX-512F float32 FMA, 16 keys per register
+//   avx2      AVX2 float32 FMA, 8 keys per register
+//   scalar    portable C++
+//
+// Queries and keys are first rewritten into the kernel's layout: prepare_query once per query,
+// pack_tile once per tile of keys (then reused by every query that reads the tile).
 #pragma once
 
 #include <cstdint>

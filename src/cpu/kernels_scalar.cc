@@ -1,4 +1,5 @@
-// The portable kernel (any CPU), and the float layout it shares with the AVX2 kernel.
+// The portable kernel (any CPU), and the float layout it shares with the AVX-512 and AVX2
+// kernels.
 #include <bit>
 #include <cstdint>
 #include <cstring>

@@ -126,10 +126,13 @@ void StreamTopk::Reset(int64_t k) {
   k_ = k;
   threshold_ = 0;
   size_ = 0;
-  const size_t capacity = static_cast<size_t>(2 * k + 256);
-  if (keys_.size() != capacity) {
-    keys_.resize(capacity);
-    scratch_.resize(capacity);
+  capacity_ = static_cast<size_t>(2 * k + 256);
+}
+
+void StreamTopk::Grow(size_t n) {
+  if (size_ + n > capacity_) Compact();  // leaves at most k keys: room for 256 more
+  if (size_ + n > keys_.size()) {
+    keys_.resize(std::min(capacity_, std::max(size_ + n, 2 * keys_.size())));
   }
 }
 
@@ -140,6 +143,7 @@ void StreamTopk::Compact() {
     return;
   }
   const int64_t size = static_cast<int64_t>(size_);
+  if (scratch_.size() < size_) scratch_.resize(size_);
   const uint64_t kth = KthLargest(keys_.data(), size, k_, scratch_.data(), keep_);
   size_ = static_cast<size_t>(
       keep_(keys_.data(), size, kth, std::numeric_limits<uint64_t>::max(), keys_.data()));
@@ -154,6 +158,7 @@ const std::vector<uint64_t>& StreamTopk::FinishInPushOrder() {
 
 const std::vector<uint64_t>& StreamTopk::Finish() {
   FinishInPushOrder();
+  if (scratch_.size() < result_.size()) scratch_.resize(result_.size());
   StableSortByScore(result_.data(), static_cast<int64_t>(result_.size()), scratch_.data());
   return result_;
 }

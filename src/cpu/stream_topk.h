@@ -35,14 +35,14 @@ class StreamTopk {
 
   void Push(uint64_t key) {
     if (key <= threshold_) return;
-    keys_[size_++] = key;
-    if (size_ == keys_.size()) Compact();
+    *Reserve(1) = key;
+    ++size_;
   }
 
   /// Room for n <= 256 more keys: write them there, then Commit how many were written. Keys at
   /// or below the threshold may be committed (they are dropped later).
   uint64_t* Reserve(int64_t n) {
-    if (size_ + static_cast<size_t>(n) > keys_.size()) Compact();
+    if (size_ + static_cast<size_t>(n) > keys_.size()) Grow(static_cast<size_t>(n));
     return keys_.data() + size_;
   }
   void Commit(int64_t n) { size_ += static_cast<size_t>(n); }
@@ -54,13 +54,16 @@ class StreamTopk {
   const std::vector<uint64_t>& FinishInPushOrder();
 
  private:
+  // Makes room for n more keys: the buffer grows with use up to its capacity, then compacts.
+  void Grow(size_t n);
   // Keeps the k largest keys, in push order, and raises the threshold below the smallest.
   void Compact();
 
   KeepInRangeFn keep_;
   int64_t k_ = 0;
   uint64_t threshold_ = 0;      // keys at or below it cannot enter
-  std::vector<uint64_t> keys_;  // [capacity] buffer in push order, first size_ used
+  size_t capacity_ = 0;         // 2k + 256: compaction keeps k, so at least half is free
+  std::vector<uint64_t> keys_;  // buffer in push order, first size_ used
   size_t size_ = 0;
   std::vector<uint64_t> scratch_;
   std::vector<uint64_t> result_;
