@@ -77,12 +77,23 @@ Status FillEmpty(void* ptr, size_t bytes, cudaStream_t stream) {
   return {};
 }
 
-// Key segments per group so that at least ~2 items per SM exist, each of >= 4 tiles of 256.
+// Key segments per group: enough items for every SM (at least two rounds when the rows are long
+// enough, segments of at least 1024 keys), choosing among the counts that qualify the one whose
+// last round of the persistent grid is fullest.
 int Segments(int64_t groups, int64_t max_len, int sm_count) {
   if (groups <= 0) return 1;
-  const int64_t wanted = (2 * sm_count + groups - 1) / groups;
   const int64_t cap = std::max<int64_t>(1, max_len / 1024);
-  return static_cast<int>(std::clamp<int64_t>(wanted, 1, cap));
+  const int64_t least = std::clamp<int64_t>((2 * sm_count + groups - 1) / groups, 1, cap);
+  if (least == 1) return 1;
+  int64_t best = least;
+  double best_use = 0.0;
+  for (int64_t s = least; s <= std::min(cap, 2 * least); ++s) {
+    const int64_t items = groups * s;
+    const int64_t rounds = (items + sm_count - 1) / sm_count;
+    const double use = static_cast<double>(items) / static_cast<double>(rounds * sm_count);
+    if (use > best_use + 1e-9) best = s, best_use = use;
+  }
+  return static_cast<int>(best);
 }
 
 // Largest group (queries per CTA: 1, 2 or 4, at most 128 / H) that divides next_n.
