@@ -12,6 +12,15 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--json")) json = true;
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     if (!std::strcmp(argv[i], "--million")) million = true;  // peak memory at 1M context
+    if (!std::strcmp(argv[i], "--one")) {  // one HISA + flat prefill case, for a profiler
+      options.prefill_contexts = {131072};
+      options.decode_batches = {64};
+      options.decode_contexts = {131072};
+      options.next_ns = {1};
+      options.repeats = 1;
+      options.warmup = 0;
+      options.scoring = false;
+    }
   }
   if (million) {
     options.prefill_contexts = {int64_t{1} << 20};
