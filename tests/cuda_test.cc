@@ -260,6 +260,44 @@ TEST(Cuda, GpuScoresWithinTolerance) {
   EXPECT_LT(worst, kGpuRelTol);
 }
 
+// Sequences in a paged cache: random lengths (>= next_n; the first exactly next_n when
+// shortest_first), pages drawn from a shuffled pool; device and host views of the same batch.
+struct PagedBatch {
+  std::vector<int32_t> table, lens;
+  DeviceArray<uint8_t> q, k;
+  DeviceArray<float> w, kscale;
+  DeviceArray<int32_t> d_table, d_lens;
+  DecodeInputs in, host;
+
+  PagedBatch(const Problem& p, int num_seqs, int max_pages, int num_pages, int page_size,
+             int next_n, uint64_t seed, bool shortest_first)
+      : table(num_seqs * max_pages, 0), lens(num_seqs), q(p.q), k(p.k), w(p.w), kscale(p.kscale) {
+    std::mt19937_64 rng(seed);
+    std::vector<int32_t> pages(num_pages);
+    std::iota(pages.begin(), pages.end(), 0);
+    std::shuffle(pages.begin(), pages.end(), rng);
+    int used = 0;
+    for (int b = 0; b < num_seqs; ++b) {
+      lens[b] = std::max<int32_t>(next_n, static_cast<int32_t>(rng() % (max_pages * page_size)));
+      if (b == 0 && shortest_first) lens[b] = next_n;
+      const int n = (lens[b] + page_size - 1) / page_size;
+      for (int i = 0; i < n; ++i) table[b * max_pages + i] = pages[(used++) % num_pages];
+    }
+    d_table.Upload(table);
+    d_lens.Upload(lens);
+    in.q = q.get();
+    in.w = w.get();
+    in.cache = {k.get(), kscale.get(), num_pages, page_size};
+    in.seqs = {d_table.get(), max_pages, d_lens.get(), num_seqs};
+    in.next_n = next_n;
+    host = in;
+    host.q = p.q.data();
+    host.w = p.w.data();
+    host.cache = {p.k.data(), p.kscale.data(), num_pages, page_size};
+    host.seqs = {table.data(), max_pages, lens.data(), num_seqs};
+  }
+};
+
 TEST(Cuda, FlatDecodeMatchesReference) {
   SKIP_WITHOUT_GPU();
   for (int page_size : {64, 16, 128}) {
@@ -268,32 +306,10 @@ TEST(Cuda, FlatDecodeMatchesReference) {
       const int num_seqs = 5, max_pages = 40, num_pages = 220;
       Problem p = MakeProblem(64, num_seqs * next_n, int64_t{num_pages} * page_size, 7 + next_n);
       p.cfg.top_k = 300;
-      std::mt19937_64 rng(page_size * 10 + next_n);
-      std::vector<int32_t> pages(num_pages);
-      std::iota(pages.begin(), pages.end(), 0);
-      std::shuffle(pages.begin(), pages.end(), rng);
-      std::vector<int32_t> table(num_seqs * max_pages, 0), lens(num_seqs);
-      int used = 0;
-      for (int b = 0; b < num_seqs; ++b) {
-        lens[b] = std::max<int32_t>(next_n, static_cast<int32_t>(rng() % (max_pages * page_size)));
-        if (b == 0) lens[b] = next_n;  // shortest possible
-        const int n = (lens[b] + page_size - 1) / page_size;
-        for (int i = 0; i < n; ++i) table[b * max_pages + i] = pages[(used++) % num_pages];
-      }
-      DeviceArray<uint8_t> q(p.q), k(p.k);
-      DeviceArray<float> w(p.w), kscale(p.kscale);
-      DeviceArray<int32_t> d_table(table), d_lens(lens);
-      DecodeInputs in;
-      in.q = q.get();
-      in.w = w.get();
-      in.cache = {k.get(), kscale.get(), num_pages, page_size};
-      in.seqs = {d_table.get(), max_pages, d_lens.get(), num_seqs};
-      in.next_n = next_n;
-      DecodeInputs host = in;
-      host.q = p.q.data();
-      host.w = p.w.data();
-      host.cache = {p.k.data(), p.kscale.data(), num_pages, page_size};
-      host.seqs = {table.data(), max_pages, lens.data(), num_seqs};
+      PagedBatch batch(p, num_seqs, max_pages, num_pages, page_size, next_n,
+                       page_size * 10 + next_n, /*shortest_first=*/true);
+      const DecodeInputs& in = batch.in;
+      const DecodeInputs& host = batch.host;
       for (PositionBase base : {PositionBase::kRelative, PositionBase::kAbsolute}) {
         GuardedOutput out(int64_t{num_seqs} * next_n * p.cfg.top_k);
         RunOptions opts = Gpu();
@@ -375,26 +391,10 @@ TEST(Cuda, HisaDecodeMatchesReference) {
       p.cfg.top_k = 256;
       p.cfg.block_size = 128;
       p.cfg.block_budget = 6;
-      std::mt19937_64 rng(page_size + next_n);
-      std::vector<int32_t> pages(num_pages);
-      std::iota(pages.begin(), pages.end(), 0);
-      std::shuffle(pages.begin(), pages.end(), rng);
-      std::vector<int32_t> table(num_seqs * max_pages, 0), lens(num_seqs);
-      int used = 0;
-      for (int b = 0; b < num_seqs; ++b) {
-        lens[b] = std::max<int32_t>(next_n, static_cast<int32_t>(rng() % (max_pages * page_size)));
-        const int n = (lens[b] + page_size - 1) / page_size;
-        for (int i = 0; i < n; ++i) table[b * max_pages + i] = pages[used++];
-      }
-      DeviceArray<uint8_t> q(p.q), k(p.k);
-      DeviceArray<float> w(p.w), kscale(p.kscale);
-      DeviceArray<int32_t> d_table(table), d_lens(lens);
-      DecodeInputs in;
-      in.q = q.get();
-      in.w = w.get();
-      in.cache = {k.get(), kscale.get(), num_pages, page_size};
-      in.seqs = {d_table.get(), max_pages, d_lens.get(), num_seqs};
-      in.next_n = next_n;
+      PagedBatch batch(p, num_seqs, max_pages, num_pages, page_size, next_n, page_size + next_n,
+                       /*shortest_first=*/false);
+      const DecodeInputs& in = batch.in;
+      const DecodeInputs& host = batch.host;
       const int64_t slots = PooledSlotsForPages(p.cfg, num_pages, page_size);
       DeviceArray<uint8_t> pk(std::vector<uint8_t>(slots * 128, 0));
       DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
@@ -406,11 +406,6 @@ TEST(Cuda, HisaDecodeMatchesReference) {
       out.indices = idx.data();
       out.blocks = blocks.data();
       ASSERT_TRUE(HisaTopkDecode(p.cfg, in, {pk.get(), ps.get(), slots}, out, Gpu()).ok());
-      DecodeInputs host = in;
-      host.q = p.q.data();
-      host.w = p.w.data();
-      host.cache = {p.k.data(), p.kscale.data(), num_pages, page_size};
-      host.seqs = {table.data(), max_pages, lens.data(), num_seqs};
       const std::vector<uint8_t> host_pk = pk.Download();
       const std::vector<float> host_ps = ps.Download();
       // The GPU's pooled keys equal the CPU's.

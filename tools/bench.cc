@@ -225,20 +225,9 @@ void PrintJson(const IndexerConfig& cfg, const BenchOptions& options,
   nlohmann::json out;
   out["command"] = "bench";
   out["reproduce"] = Reproduce(options, fmt::format("{}", fmt::join(options.contexts, ",")));
-  out["config"] = {{"heads", cfg.num_heads},
-                   {"head_dim", cfg.head_dim},
-                   {"top_k", cfg.top_k},
-                   {"block_size", cfg.block_size},
-                   {"block_budget", cfg.block_budget},
-                   {"q_dtype", DTypeName(cfg.q_dtype)},
-                   {"k_dtype", DTypeName(cfg.k_dtype)},
-                   {"scale_rule", ScaleRuleOption(cfg.pooled_scale_rule)},
-                   {"backend", options.run.backend},
-                   {"cpu_kernel", CpuKernelName()},
-                   {"threads", options.run.threads},
-                   {"regime", options.regime},
-                   {"repeats", options.repeats},
-                   {"seed", options.run.seed}};
+  out["config"] = ConfigJson(cfg, options.run);
+  out["config"]["regime"] = options.regime;
+  out["config"]["repeats"] = options.repeats;
   out["rows"] = nlohmann::json::array();
   for (const BenchRow& row : rows) {
     const Timing& t = row.timing;

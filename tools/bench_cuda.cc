@@ -117,6 +117,17 @@ Status TimeIt(int warmup, int repeats, int copies, Call call, std::vector<float>
   return {};
 }
 
+// Options of a timed call: the bench stream, index checks off (the kernels alone; they clamp
+// their inputs), the sweep's workspace limit.
+RunOptions TimedRun(const CudaBenchOptions& o) {
+  RunOptions run;
+  run.backend = Backend::kCuda;
+  run.stream = BenchStream();
+  run.check_indices = false;
+  run.workspace_limit_bytes = o.workspace_limit_bytes;
+  return run;
+}
+
 void Fill(CudaBenchRow* row, std::vector<float> ms) {
   std::sort(ms.begin(), ms.end());
   row->ms_median = ms[ms.size() / 2];
@@ -197,11 +208,7 @@ Status BenchPrefill(const CudaBenchOptions& o, int64_t context,
     in.num_queries = T;
     return in;
   };
-  RunOptions run;
-  run.backend = Backend::kCuda;
-  run.stream = BenchStream();
-  run.check_indices = false;  // timed: the kernels alone (they clamp their inputs)
-  run.workspace_limit_bytes = o.workspace_limit_bytes;
+  RunOptions run = TimedRun(o);
   std::vector<int64_t> lengths(T);
   double flat_pairs = 0;
   for (int64_t t = 0; t < T; ++t) {
@@ -352,11 +359,7 @@ Status BenchDecode(const CudaBenchOptions& o, int64_t context, int32_t batch, in
     in.next_n = next_n;
     return in;
   };
-  RunOptions run;
-  run.backend = Backend::kCuda;
-  run.stream = BenchStream();
-  run.check_indices = false;
-  run.workspace_limit_bytes = o.workspace_limit_bytes;
+  RunOptions run = TimedRun(o);
   std::vector<int64_t> lengths(T);
   double flat_pairs = 0;
   for (int64_t t = 0; t < T; ++t) {

@@ -104,18 +104,7 @@ void PrintJson(const IndexerConfig& cfg, const EvalOptions& options,
                const std::vector<EvalRow>& rows) {
   nlohmann::json out;
   out["command"] = "eval";
-  out["config"] = {{"heads", cfg.num_heads},
-                   {"head_dim", cfg.head_dim},
-                   {"top_k", cfg.top_k},
-                   {"block_size", cfg.block_size},
-                   {"block_budget", cfg.block_budget},
-                   {"q_dtype", DTypeName(cfg.q_dtype)},
-                   {"k_dtype", DTypeName(cfg.k_dtype)},
-                   {"scale_rule", ScaleRuleOption(cfg.pooled_scale_rule)},
-                   {"backend", options.run.backend},
-                   {"cpu_kernel", CpuKernelName()},
-                   {"threads", options.run.threads},
-                   {"seed", options.run.seed}};
+  out["config"] = ConfigJson(cfg, options.run);
   out["rows"] = nlohmann::json::array();
   for (const EvalRow& row : rows) {
     out["rows"].push_back(

@@ -213,4 +213,19 @@ int ReportError(const char* command, const Status& status) {
   return ExitCodeFor(status);
 }
 
+nlohmann::json ConfigJson(const IndexerConfig& cfg, const RunSettings& run) {
+  return {{"heads", cfg.num_heads},
+          {"head_dim", cfg.head_dim},
+          {"top_k", cfg.top_k},
+          {"block_size", cfg.block_size},
+          {"block_budget", cfg.block_budget},
+          {"q_dtype", DTypeName(cfg.q_dtype)},
+          {"k_dtype", DTypeName(cfg.k_dtype)},
+          {"scale_rule", ScaleRuleOption(cfg.pooled_scale_rule)},
+          {"backend", run.backend},
+          {"cpu_kernel", CpuKernelName()},
+          {"threads", run.threads},
+          {"seed", run.seed}};
+}
+
 }  // namespace hisa::tools

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -36,6 +37,9 @@ void AddRunSettings(CLI::App* app, RunSettings* run);
 void ApplyThreads(const RunSettings& run);
 
 IndexerConfig MakeConfig(const ShapeOptions& shape);
+
+/// The configuration and run settings as printed under "config" by every --json output.
+nlohmann::json ConfigJson(const IndexerConfig& cfg, const RunSettings& run);
 RunOptions MakeRunOptions(const RunSettings& run);
 
 /// Rejects a configuration or backend the API would refuse, before any expensive work.

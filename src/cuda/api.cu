@@ -144,6 +144,95 @@ void ReportWorkspace(const RunOptions& opts, const Scratch& scratch) {
   if (opts.workspace_bytes) *opts.workspace_bytes = scratch.bytes();
 }
 
+// What every call on a prefill batch checks on top of api.cc: alignment of the arrays copied in
+// bulk, and (check_indices) the device-resident ks/ke, read back to the host. *max_len receives
+// the longest row, or N when the indices are not read.
+Status CheckPrefillOnDevice(const IndexerConfig& cfg, const PrefillInputs& in,
+                            const void* pooled_k, const RunOptions& opts, int32_t* max_len) {
+  const int32_t T = static_cast<int32_t>(in.num_queries);
+  const int64_t N = in.keys.num_keys;
+  HISA_RETURN_IF_ERROR(CheckAligned(in.q, "q"));
+  if (N > 0) HISA_RETURN_IF_ERROR(CheckAligned(in.keys.k, "k"));
+  if (pooled_k != nullptr) HISA_RETURN_IF_ERROR(CheckAligned(pooled_k, "pooled.k"));
+  *max_len = static_cast<int32_t>(N);
+  if (!opts.check_indices) return {};
+  cudaStream_t stream = StreamOf(opts);
+  std::vector<int32_t> ks, ke;
+  HISA_RETURN_IF_ERROR(CopyIndices(in.ks, T, &ks, stream));
+  HISA_RETURN_IF_ERROR(CopyIndices(in.ke, T, &ke, stream));
+  PrefillInputs host = in;
+  host.ks = ks.data();
+  host.ke = ke.data();
+  HISA_RETURN_IF_ERROR(core::ValidatePrefill(cfg, host, true));
+  *max_len = 0;
+  for (int32_t t = 0; t < T; ++t) *max_len = std::max(*max_len, ke[t] - ks[t]);
+  return {};
+}
+
+// The same for a decode step: *capacity receives max_pages_per_seq * P, *max_len the longest
+// sequence (the capacity when the indices are not read).
+Status CheckDecodeOnDevice(const IndexerConfig& cfg, const DecodeInputs& in, const void* pooled_k,
+                           const RunOptions& opts, int64_t* capacity, int32_t* max_len) {
+  HISA_RETURN_IF_ERROR(CheckAligned(in.q, "q"));
+  if (in.cache.num_pages > 0) HISA_RETURN_IF_ERROR(CheckAligned(in.cache.k, "cache.k"));
+  if (pooled_k != nullptr) HISA_RETURN_IF_ERROR(CheckAligned(pooled_k, "pooled.k"));
+  *capacity = int64_t{in.seqs.max_pages_per_seq} * in.cache.page_size;
+  *max_len = static_cast<int32_t>(std::min<int64_t>(*capacity, core::kMaxPositions - 1));
+  if (!opts.check_indices) return {};
+  std::vector<int32_t> lens;
+  return ValidatePagedOnHost(cfg, in.cache, in.seqs, in.next_n, StreamOf(opts), &lens, max_len);
+}
+
+// Outputs of a call with no visible key: -1 indices and blocks, NaN scores.
+Status FillEmptyOutputs(const IndexerConfig& cfg, int64_t T, const TopkOutputs& out,
+                        cudaStream_t stream) {
+  HISA_RETURN_IF_ERROR(FillEmpty(out.indices, size_t(T) * cfg.top_k * 4, stream));
+  HISA_RETURN_IF_ERROR(FillEmpty(out.blocks, size_t(T) * cfg.block_budget * 4, stream));
+  return FillEmpty(out.scores, size_t(T) * cfg.top_k * 4, stream);
+}
+
+// Key fields of the scoring parameters: consecutive rows (prefill keys, pooled slots).
+ScoreParams RowKeys(int64_t rows, const float* kscale) {
+  ScoreParams p;
+  p.layout = KeyLayout::kRows;
+  p.box_rows = 64;
+  p.num_rows = rows;
+  p.kscale = kscale;
+  return p;
+}
+
+// Key fields for a paged cache: boxes of min(P, 64) rows, pages found through the block table.
+ScoreParams PagedKeyFields(const DecodeInputs& in) {
+  ScoreParams p;
+  p.layout = KeyLayout::kPaged;
+  p.box_rows = std::min(in.cache.page_size, 64);
+  p.num_rows = in.cache.num_pages * in.cache.page_size;
+  p.kscale = in.cache.kscale;
+  p.page_size = in.cache.page_size;
+  p.block_table = in.seqs.block_table;
+  p.bt_stride = in.seqs.max_pages_per_seq;
+  p.next_n = in.next_n;
+  return p;
+}
+
+// The query chunk that keeps per_query_bytes * chunk within what the budget leaves: a multiple
+// of the group (queries per CTA), at least one group, at most T.
+int64_t QueryChunk(const RunOptions& opts, const Scratch& scratch, int64_t per_query_bytes,
+                   int32_t group, int64_t T) {
+  const int64_t budget = static_cast<int64_t>(opts.workspace_limit_bytes) -
+                         static_cast<int64_t>(scratch.bytes());
+  int64_t chunk = std::max<int64_t>(group, budget / per_query_bytes);
+  chunk = std::min<int64_t>(chunk / group * group, T);
+  return std::max<int64_t>(chunk, std::min<int64_t>(group, T));
+}
+
+// Map over the q rows of queries [t0, t0 + tc).
+Status ChunkQueryMap(const IndexerConfig& cfg, const void* q, int64_t t0, int32_t tc,
+                     CUtensorMap* map) {
+  return MakeRowMap(map, static_cast<const uint8_t*>(q) + t0 * cfg.num_heads * kHeadDim,
+                    int64_t{tc} * cfg.num_heads, kHeadDim, kQueryRowsPerCta);
+}
+
 // ---- The two-kernel flat pipeline over query chunks ---------------------------------------------
 
 struct FlatJob {
@@ -160,8 +249,7 @@ struct FlatJob {
   TopkOutput output;
   const TopkOutputs* out;
   const RunOptions* opts;
-  const int32_t* add;  // kIndex offsets (absolute prefill) or null
-  TopkParams topk;     // paging fields filled for kPagedRow
+  TopkParams topk;     // add (absolute prefill) or paging fields (kPagedRow) filled
 };
 
 Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
@@ -169,20 +257,13 @@ Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
   DeviceInfo device;
   HISA_RETURN_IF_ERROR(CurrentDevice(&device));
   const int64_t stride = RoundUp(std::max<int32_t>(job.max_len, 1), 4);
-  // The scores buffer gets what the budget leaves after the per-query ranges (5 ints a query).
-  const int64_t budget = static_cast<int64_t>(job.opts->workspace_limit_bytes) -
-                         static_cast<int64_t>(scratch.bytes());
-  int64_t chunk = std::max<int64_t>(job.group, budget / (stride * 4));
-  chunk = std::min<int64_t>(chunk / job.group * job.group, job.num_queries);
-  chunk = std::max<int64_t>(chunk, std::min<int64_t>(job.group, job.num_queries));
+  const int64_t chunk = QueryChunk(*job.opts, scratch, stride * 4, job.group, job.num_queries);
   float* scores = nullptr;
   HISA_RETURN_IF_ERROR(scratch.Allocate(chunk * stride, &scores));
   for (int64_t t0 = 0; t0 < job.num_queries; t0 += chunk) {
     const int32_t tc = static_cast<int32_t>(std::min<int64_t>(chunk, job.num_queries - t0));
     CUtensorMap q_map;
-    HISA_RETURN_IF_ERROR(MakeRowMap(
-        &q_map, static_cast<const uint8_t*>(job.q) + t0 * cfg.num_heads * kHeadDim,
-        int64_t{tc} * cfg.num_heads, kHeadDim, kQueryRowsPerCta));
+    HISA_RETURN_IF_ERROR(ChunkQueryMap(cfg, job.q, t0, tc, &q_map));
     ScoreParams sp = job.score;
     sp.w = job.w + t0 * cfg.num_heads;
     sp.num_queries = tc;
@@ -210,7 +291,7 @@ Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
     tp.out_stride = cfg.top_k;
     tp.out_scores = job.out->scores ? job.out->scores + t0 * cfg.top_k : nullptr;
     tp.sort_by_score = job.opts->sorted;
-    tp.add = job.add ? job.add + t0 : nullptr;
+    tp.add = job.topk.add ? job.topk.add + t0 : nullptr;
     tp.block_table =
         job.topk.block_table ? job.topk.block_table + (t0 / tp.next_n) * int64_t{tp.bt_stride}
                              : nullptr;
@@ -230,7 +311,7 @@ struct HisaJob {
   bool paged;
   int32_t group;            // stage-1 queries per CTA
   ScoreParams keys;         // stage-2 key fields (paging, kscale, rows)
-  CUtensorMap k_map;        // keys, box of min(P, 64) rows (or 64)        // their scales
+  CUtensorMap k_map;        // keys, box of min(P, 64) rows (or 64)
   ScoreParams pooled_keys;  // stage-1 key fields
   CUtensorMap pooled_map;
   const TopkOutputs* out;
@@ -258,12 +339,7 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
   // Scores of both stages, in query chunks within the budget.
   const int64_t stride1 = RoundUp(max_blocks, 4);
   const int64_t stride2 = RoundUp(int64_t{m} * B, 4);
-  const int64_t per_query = (stride1 + stride2) * 4;
-  const int64_t budget = static_cast<int64_t>(job.opts->workspace_limit_bytes) -
-                         static_cast<int64_t>(scratch.bytes());
-  int64_t chunk = std::max<int64_t>(job.group, budget / per_query);
-  chunk = std::min<int64_t>(chunk / job.group * job.group, T);
-  chunk = std::max<int64_t>(chunk, std::min<int64_t>(job.group, T));
+  const int64_t chunk = QueryChunk(*job.opts, scratch, (stride1 + stride2) * 4, job.group, T);
   float *scores1, *scores2;
   HISA_RETURN_IF_ERROR(scratch.Allocate(chunk * stride1, &scores1));
   HISA_RETURN_IF_ERROR(scratch.Allocate(chunk * stride2, &scores2));
@@ -271,9 +347,7 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
   for (int64_t t0 = 0; t0 < T; t0 += chunk) {
     const int32_t tc = static_cast<int32_t>(std::min<int64_t>(chunk, T - t0));
     CUtensorMap q_map;
-    HISA_RETURN_IF_ERROR(MakeRowMap(
-        &q_map, static_cast<const uint8_t*>(job.q) + t0 * cfg.num_heads * kHeadDim,
-        int64_t{tc} * cfg.num_heads, kHeadDim, kQueryRowsPerCta));
+    HISA_RETURN_IF_ERROR(ChunkQueryMap(cfg, job.q, t0, tc, &q_map));
     const auto table_at = [&](const int32_t* table, int32_t stride, int32_t next_n) {
       return table ? table + (t0 / next_n) * int64_t{stride} : nullptr;
     };
@@ -390,24 +464,9 @@ Status FlatTopkPrefill(const IndexerConfig& cfg, const PrefillInputs& in, const 
   const int32_t T = static_cast<int32_t>(in.num_queries);
   const int64_t N = in.keys.num_keys;
   if (T == 0) return {};
-  HISA_RETURN_IF_ERROR(CheckAligned(in.q, "q"));
-  if (N > 0) HISA_RETURN_IF_ERROR(CheckAligned(in.keys.k, "k"));
-  int32_t max_len = static_cast<int32_t>(N);
-  if (opts.check_indices) {
-    std::vector<int32_t> ks, ke;
-    HISA_RETURN_IF_ERROR(CopyIndices(in.ks, T, &ks, stream));
-    HISA_RETURN_IF_ERROR(CopyIndices(in.ke, T, &ke, stream));
-    PrefillInputs host = in;
-    host.ks = ks.data();
-    host.ke = ke.data();
-    HISA_RETURN_IF_ERROR(core::ValidatePrefill(cfg, host, true));
-    max_len = 0;
-    for (int32_t t = 0; t < T; ++t) max_len = std::max(max_len, ke[t] - ks[t]);
-  }
-  if (N == 0 || max_len == 0) {
-    HISA_RETURN_IF_ERROR(FillEmpty(out.indices, size_t(T) * cfg.top_k * 4, stream));
-    return FillEmpty(out.scores, size_t(T) * cfg.top_k * 4, stream);
-  }
+  int32_t max_len = 0;
+  HISA_RETURN_IF_ERROR(CheckPrefillOnDevice(cfg, in, nullptr, opts, &max_len));
+  if (N == 0 || max_len == 0) return FillEmptyOutputs(cfg, T, out, stream);
   Scratch scratch(stream);
   Ranges ranges;
   HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
@@ -419,16 +478,13 @@ Status FlatTopkPrefill(const IndexerConfig& cfg, const PrefillInputs& in, const 
   job.num_queries = T;
   job.ranges = ranges.r;
   job.max_len = max_len;
-  job.score.layout = KeyLayout::kRows;
-  job.score.box_rows = 64;
-  job.score.num_rows = N;
-  job.score.kscale = in.keys.kscale;
-  HISA_RETURN_IF_ERROR(MakeRowMap(&job.k_map, in.keys.k, N, kHeadDim, 64));
+  job.score = RowKeys(N, in.keys.kscale);
+  HISA_RETURN_IF_ERROR(MakeRowMap(&job.k_map, in.keys.k, N, kHeadDim, job.score.box_rows));
   job.group = kQueryRowsPerCta / cfg.num_heads;
   job.output = TopkOutput::kIndex;
   job.out = &out;
   job.opts = &opts;
-  job.add = opts.positions == PositionBase::kAbsolute ? ranges.r.base : nullptr;
+  job.topk.add = opts.positions == PositionBase::kAbsolute ? ranges.r.base : nullptr;
   HISA_RETURN_IF_ERROR(RunFlat(job, scratch, stream));
   ReportWorkspace(opts, scratch);
   return {};
@@ -441,19 +497,10 @@ Status FlatTopkDecode(const IndexerConfig& cfg, const DecodeInputs& in, const To
   cudaStream_t stream = StreamOf(opts);
   const int32_t T = in.seqs.num_seqs * in.next_n;
   if (T == 0) return {};
-  HISA_RETURN_IF_ERROR(CheckAligned(in.q, "q"));
-  if (in.cache.num_pages > 0) HISA_RETURN_IF_ERROR(CheckAligned(in.cache.k, "cache.k"));
-  const int64_t capacity = int64_t{in.seqs.max_pages_per_seq} * in.cache.page_size;
-  int32_t max_len = static_cast<int32_t>(std::min<int64_t>(capacity, core::kMaxPositions - 1));
-  if (opts.check_indices) {
-    std::vector<int32_t> lens;
-    HISA_RETURN_IF_ERROR(
-        ValidatePagedOnHost(cfg, in.cache, in.seqs, in.next_n, stream, &lens, &max_len));
-  }
-  if (in.cache.num_pages == 0 || max_len == 0) {
-    HISA_RETURN_IF_ERROR(FillEmpty(out.indices, size_t(T) * cfg.top_k * 4, stream));
-    return FillEmpty(out.scores, size_t(T) * cfg.top_k * 4, stream);
-  }
+  int64_t capacity = 0;
+  int32_t max_len = 0;
+  HISA_RETURN_IF_ERROR(CheckDecodeOnDevice(cfg, in, nullptr, opts, &capacity, &max_len));
+  if (in.cache.num_pages == 0 || max_len == 0) return FillEmptyOutputs(cfg, T, out, stream);
   Scratch scratch(stream);
   Ranges ranges;
   HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
@@ -466,14 +513,7 @@ Status FlatTopkDecode(const IndexerConfig& cfg, const DecodeInputs& in, const To
   job.num_queries = T;
   job.ranges = ranges.r;
   job.max_len = max_len;
-  job.score.layout = KeyLayout::kPaged;
-  job.score.box_rows = std::min(in.cache.page_size, 64);
-  job.score.num_rows = in.cache.num_pages * in.cache.page_size;
-  job.score.kscale = in.cache.kscale;
-  job.score.page_size = in.cache.page_size;
-  job.score.block_table = in.seqs.block_table;
-  job.score.bt_stride = in.seqs.max_pages_per_seq;
-  job.score.next_n = in.next_n;
+  job.score = PagedKeyFields(in);
   HISA_RETURN_IF_ERROR(MakeRowMap(&job.k_map, in.cache.k, job.score.num_rows, kHeadDim,
                                   job.score.box_rows));
   job.group = DecodeGroup(cfg.num_heads, in.next_n);
@@ -498,26 +538,10 @@ Status HisaTopkPrefill(const IndexerConfig& cfg, const PrefillInputs& in,
   const int32_t T = static_cast<int32_t>(in.num_queries);
   const int64_t N = in.keys.num_keys;
   if (T == 0) return {};
-  HISA_RETURN_IF_ERROR(CheckAligned(in.q, "q"));
-  if (N > 0) HISA_RETURN_IF_ERROR(CheckAligned(in.keys.k, "k"));
-  if (pooled.num_slots > 0) HISA_RETURN_IF_ERROR(CheckAligned(pooled.k, "pooled.k"));
-  int32_t max_len = static_cast<int32_t>(N);
-  if (opts.check_indices) {
-    std::vector<int32_t> ks, ke;
-    HISA_RETURN_IF_ERROR(CopyIndices(in.ks, T, &ks, stream));
-    HISA_RETURN_IF_ERROR(CopyIndices(in.ke, T, &ke, stream));
-    PrefillInputs host = in;
-    host.ks = ks.data();
-    host.ke = ke.data();
-    HISA_RETURN_IF_ERROR(core::ValidatePrefill(cfg, host, true));
-    max_len = 0;
-    for (int32_t t = 0; t < T; ++t) max_len = std::max(max_len, ke[t] - ks[t]);
-  }
-  if (N == 0 || max_len == 0) {
-    HISA_RETURN_IF_ERROR(FillEmpty(out.indices, size_t(T) * cfg.top_k * 4, stream));
-    HISA_RETURN_IF_ERROR(FillEmpty(out.blocks, size_t(T) * cfg.block_budget * 4, stream));
-    return FillEmpty(out.scores, size_t(T) * cfg.top_k * 4, stream);
-  }
+  int32_t max_len = 0;
+  HISA_RETURN_IF_ERROR(CheckPrefillOnDevice(cfg, in, pooled.num_slots > 0 ? pooled.k : nullptr,
+                                            opts, &max_len));
+  if (N == 0 || max_len == 0) return FillEmptyOutputs(cfg, T, out, stream);
   Scratch scratch(stream);
   Ranges ranges;
   HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
@@ -531,15 +555,11 @@ Status HisaTopkPrefill(const IndexerConfig& cfg, const PrefillInputs& in,
   job.paged = false;
   job.group = kQueryRowsPerCta / cfg.num_heads;
   job.max_len = max_len;
-  job.keys.box_rows = 64;
-  job.keys.num_rows = N;
-  job.keys.kscale = in.keys.kscale;
-  HISA_RETURN_IF_ERROR(MakeRowMap(&job.k_map, in.keys.k, N, kHeadDim, 64));
-  job.pooled_keys.layout = KeyLayout::kRows;
-  job.pooled_keys.box_rows = 64;
-  job.pooled_keys.num_rows = pooled.num_slots;
-  job.pooled_keys.kscale = pooled.kscale;
-  HISA_RETURN_IF_ERROR(MakeRowMap(&job.pooled_map, pooled.k, pooled.num_slots, kHeadDim, 64));
+  job.keys = RowKeys(N, in.keys.kscale);
+  HISA_RETURN_IF_ERROR(MakeRowMap(&job.k_map, in.keys.k, N, kHeadDim, job.keys.box_rows));
+  job.pooled_keys = RowKeys(pooled.num_slots, pooled.kscale);
+  HISA_RETURN_IF_ERROR(MakeRowMap(&job.pooled_map, pooled.k, pooled.num_slots, kHeadDim,
+                                  job.pooled_keys.box_rows));
   job.out = &out;
   job.opts = &opts;
   HISA_RETURN_IF_ERROR(RunHisa(job, scratch, stream));
@@ -555,27 +575,17 @@ Status HisaTopkDecode(const IndexerConfig& cfg, const DecodeInputs& in,
   cudaStream_t stream = StreamOf(opts);
   const int32_t T = in.seqs.num_seqs * in.next_n;
   if (T == 0) return {};
-  HISA_RETURN_IF_ERROR(CheckAligned(in.q, "q"));
-  if (in.cache.num_pages > 0) HISA_RETURN_IF_ERROR(CheckAligned(in.cache.k, "cache.k"));
-  if (pooled.num_slots > 0) HISA_RETURN_IF_ERROR(CheckAligned(pooled.k, "pooled.k"));
-  const int32_t P = in.cache.page_size;
-  const int64_t capacity = int64_t{in.seqs.max_pages_per_seq} * P;
-  int32_t max_len = static_cast<int32_t>(std::min<int64_t>(capacity, core::kMaxPositions - 1));
-  if (opts.check_indices) {
-    std::vector<int32_t> lens;
-    HISA_RETURN_IF_ERROR(ValidatePagedOnHost(cfg, in.cache, in.seqs, in.next_n, stream, &lens,
-                                             &max_len));
-  }
-  if (in.cache.num_pages == 0 || max_len == 0) {
-    HISA_RETURN_IF_ERROR(FillEmpty(out.indices, size_t(T) * cfg.top_k * 4, stream));
-    HISA_RETURN_IF_ERROR(FillEmpty(out.blocks, size_t(T) * cfg.block_budget * 4, stream));
-    return FillEmpty(out.scores, size_t(T) * cfg.top_k * 4, stream);
-  }
+  int64_t capacity = 0;
+  int32_t max_len = 0;
+  HISA_RETURN_IF_ERROR(CheckDecodeOnDevice(cfg, in, pooled.num_slots > 0 ? pooled.k : nullptr,
+                                           opts, &capacity, &max_len));
+  if (in.cache.num_pages == 0 || max_len == 0) return FillEmptyOutputs(cfg, T, out, stream);
   Scratch scratch(stream);
   Ranges ranges;
   HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
   HISA_RETURN_IF_ERROR(PrepareFlatDecode(in.seqs.context_lens, in.seqs.num_seqs, in.next_n,
                                          capacity, ranges.r, stream));
+  const int32_t P = in.cache.page_size;
   HisaJob job{};
   job.cfg = &cfg;
   job.q = in.q;
@@ -585,13 +595,7 @@ Status HisaTopkDecode(const IndexerConfig& cfg, const DecodeInputs& in,
   job.paged = true;
   job.group = DecodeGroup(cfg.num_heads, in.next_n);
   job.max_len = max_len;
-  job.keys.box_rows = std::min(P, 64);
-  job.keys.num_rows = in.cache.num_pages * P;
-  job.keys.kscale = in.cache.kscale;
-  job.keys.page_size = P;
-  job.keys.block_table = in.seqs.block_table;
-  job.keys.bt_stride = in.seqs.max_pages_per_seq;
-  job.keys.next_n = in.next_n;
+  job.keys = PagedKeyFields(in);  // stage 2 reads them as kBlocks, through the same pages
   HISA_RETURN_IF_ERROR(
       MakeRowMap(&job.k_map, in.cache.k, job.keys.num_rows, kHeadDim, job.keys.box_rows));
   job.pooled_keys = job.keys;
@@ -617,17 +621,8 @@ Status FlatLogitsPrefill(const IndexerConfig& cfg, const PrefillInputs& in, floa
   const int32_t T = static_cast<int32_t>(in.num_queries);
   const int64_t N = in.keys.num_keys;
   if (T == 0) return {};
-  HISA_RETURN_IF_ERROR(CheckAligned(in.q, "q"));
-  if (N > 0) HISA_RETURN_IF_ERROR(CheckAligned(in.keys.k, "k"));
-  if (opts.check_indices) {
-    std::vector<int32_t> ks, ke;
-    HISA_RETURN_IF_ERROR(CopyIndices(in.ks, T, &ks, stream));
-    HISA_RETURN_IF_ERROR(CopyIndices(in.ke, T, &ke, stream));
-    PrefillInputs host = in;
-    host.ks = ks.data();
-    host.ke = ke.data();
-    HISA_RETURN_IF_ERROR(core::ValidatePrefill(cfg, host, true));
-  }
+  int32_t max_len = 0;
+  HISA_RETURN_IF_ERROR(CheckPrefillOnDevice(cfg, in, nullptr, opts, &max_len));
   Scratch scratch(stream);
   Ranges ranges;
   HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
@@ -637,22 +632,17 @@ Status FlatLogitsPrefill(const IndexerConfig& cfg, const PrefillInputs& in, floa
   HISA_RETURN_IF_ERROR(FillOutside(logits, ranges.r.lo, ranges.r.hi, T, N, logits_stride, stream));
   if (N == 0) return {};
   CUtensorMap q_map, k_map;
-  HISA_RETURN_IF_ERROR(MakeRowMap(&q_map, in.q, int64_t{T} * cfg.num_heads, kHeadDim,
-                                  kQueryRowsPerCta));
-  HISA_RETURN_IF_ERROR(MakeRowMap(&k_map, in.keys.k, N, kHeadDim, 64));
+  HISA_RETURN_IF_ERROR(ChunkQueryMap(cfg, in.q, 0, T, &q_map));
+  ScoreParams sp = RowKeys(N, in.keys.kscale);
+  HISA_RETURN_IF_ERROR(MakeRowMap(&k_map, in.keys.k, N, kHeadDim, sp.box_rows));
   DeviceInfo device;
   HISA_RETURN_IF_ERROR(CurrentDevice(&device));
-  ScoreParams sp;
   sp.w = in.w;
   sp.num_queries = T;
   sp.group_size = kQueryRowsPerCta / cfg.num_heads;
   sp.segments = Segments((T + sp.group_size - 1) / sp.group_size, N, device.sm_count);
   sp.lo = ranges.r.lo;
   sp.hi = ranges.r.hi;
-  sp.layout = KeyLayout::kRows;
-  sp.box_rows = 64;
-  sp.num_rows = N;
-  sp.kscale = in.keys.kscale;
   sp.scores = logits;
   sp.score_stride = logits_stride;
   sp.absolute_columns = true;

@@ -19,14 +19,14 @@ namespace {
 // Upper bound on |I| before the final rounding: kscale * sum_h |w_h| * sum_d |q_hd k_d|.
 double Magnitude(const IndexerConfig& cfg, const ref::DecodedQuery& query, const void* k,
                  int64_t row, float kscale) {
-  const int32_t dim = cfg.head_dim;
+  const int32_t dim = cfg.head_dim;  // <= 4096 (validated)
+  double key[4096];
+  for (int32_t d = 0; d < dim; ++d) key[d] = std::fabs(DecodeElement(k, cfg.k_dtype, row * dim + d));
   double sum = 0.0;
   for (int32_t h = 0; h < cfg.num_heads; ++h) {
+    const double* qh = query.q.data() + int64_t{h} * dim;
     double dot = 0.0;
-    for (int32_t d = 0; d < dim; ++d) {
-      dot += std::fabs(query.q[int64_t{h} * dim + d] *
-                       static_cast<double>(DecodeElement(k, cfg.k_dtype, row * dim + d)));
-    }
+    for (int32_t d = 0; d < dim; ++d) dot += std::fabs(qh[d]) * key[d];
     sum += std::fabs(query.w[h]) * dot;
   }
   return std::fabs(double{kscale}) * sum;
