@@ -21,6 +21,15 @@ int main(int argc, char** argv) {
       options.warmup = 0;
       options.scoring = false;
     }
+    if (!std::strcmp(argv[i], "--decode-one")) {  // decode batch 1 and 64 at 128K, for a profiler
+      options.prefill_contexts = {};
+      options.decode_batches = {1, 64};
+      options.decode_contexts = {131072};
+      options.next_ns = {1};
+      options.repeats = 1;
+      options.warmup = 0;
+      options.scoring = false;
+    }
   }
   if (million) {
     options.prefill_contexts = {int64_t{1} << 20};

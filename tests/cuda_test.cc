@@ -440,6 +440,44 @@ TEST(Cuda, RepeatedRunsBitwiseIdentical) {
   EXPECT_EQ(a.Download(), c.Download());
 }
 
+// Fewer rows than SMs, some long: the top-k splits each long row over a cluster of CTAs. With
+// every key the same, each row is one score repeated: the lowest positions win, across slices.
+TEST(Cuda, FewLongRowsSplitAcrossCtas) {
+  SKIP_WITHOUT_GPU();
+  constexpr int64_t kKeys = 40000, kQueries = 12;
+  for (bool ties : {false, true}) {
+    SCOPED_TRACE(ties ? "every score of a row equal" : "random scores");
+    Problem p = MakeProblem(64, kQueries, kKeys, 41);
+    if (ties) {
+      for (int64_t s = 1; s < kKeys; ++s) {
+        std::copy_n(p.k.begin(), 128, p.k.begin() + s * 128);
+        p.kscale[s] = p.kscale[0];
+      }
+    }
+    p.cfg.top_k = 2048;
+    const Batch b = MakeBatch({static_cast<int32_t>(kKeys)}, kQueries, 4, false);
+    GpuPrefill g(p, b);
+    GuardedOutput out(kQueries * p.cfg.top_k);
+    ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, {out.data()}, Gpu()).ok());
+    const std::vector<int32_t> got = out.Get();
+    CheckOptions check;
+    check.rel_tol = kGpuRelTol;
+    const CheckResult r = CheckFlatPrefill(p.cfg, HostPrefill(p, b), got.data(), check);
+    EXPECT_TRUE(r.ok()) << r.first_failure;
+    if (!ties) continue;
+    for (int64_t t = 0; t < kQueries; ++t) {
+      const int32_t len = b.ke[t] - b.ks[t];
+      std::vector<int32_t> row(got.begin() + t * p.cfg.top_k, got.begin() + (t + 1) * p.cfg.top_k);
+      std::sort(row.begin(), row.end(), [](int32_t x, int32_t y) {
+        return static_cast<uint32_t>(x) < static_cast<uint32_t>(y);  // -1 padding last
+      });
+      for (int32_t i = 0; i < p.cfg.top_k; ++i) {
+        ASSERT_EQ(row[i], i < len ? i : -1) << "query " << t << ", row length " << len;
+      }
+    }
+  }
+}
+
 TEST(Cuda, LongRowOfOneMillionKeys) {
   SKIP_WITHOUT_GPU();
   const int64_t n = int64_t{1} << 20;

@@ -78,11 +78,12 @@ Status FillEmpty(void* ptr, size_t bytes, cudaStream_t stream) {
 }
 
 // Key segments per group: enough items for every SM (at least two rounds when the rows are long
-// enough, segments of at least 1024 keys), choosing among the counts that qualify the one whose
-// last round of the persistent grid is fullest.
-int Segments(int64_t groups, int64_t max_len, int sm_count) {
+// enough, segments of at least min_keys keys), choosing among the counts that qualify the one
+// whose last round of the persistent grid is fullest. Flat rows use segments of 1024 keys or
+// more; the short rows of HISA's two stages (blocks, candidates) split down to one tile.
+int Segments(int64_t groups, int64_t max_len, int sm_count, int64_t min_keys = 1024) {
   if (groups <= 0) return 1;
-  const int64_t cap = std::max<int64_t>(1, max_len / 1024);
+  const int64_t cap = std::max<int64_t>(1, max_len / min_keys);
   const int64_t least = std::clamp<int64_t>((2 * sm_count + groups - 1) / groups, 1, cap);
   if (least == 1) return 1;
   int64_t best = least;
@@ -286,6 +287,7 @@ Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
     tp.hi = job.ranges.hi + t0;
     tp.rows = tc;
     tp.k = cfg.top_k;
+    tp.max_len = job.max_len;
     tp.output = job.output;
     tp.out = job.out->indices + t0 * cfg.top_k;
     tp.out_stride = cfg.top_k;
@@ -356,7 +358,8 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
     s1.w = job.w + t0 * cfg.num_heads;
     s1.num_queries = tc;
     s1.group_size = job.group;
-    s1.segments = Segments((tc + job.group - 1) / job.group, max_blocks, device.sm_count);
+    s1.segments = Segments((tc + job.group - 1) / job.group, max_blocks, device.sm_count,
+                           kScoreTileKeys);
     s1.lo = lo1 + t0;
     s1.hi = hi1 + t0;
     s1.scores = scores1;
@@ -387,7 +390,7 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
     s2.w = job.w + t0 * cfg.num_heads;
     s2.num_queries = tc;
     s2.group_size = 1;
-    s2.segments = 1;
+    s2.segments = Segments(tc, int64_t{m} * B, device.sm_count, kScoreTileKeys);
     s2.lo = lo2 + t0;
     s2.hi = hi2 + t0;
     s2.layout = KeyLayout::kBlocks;

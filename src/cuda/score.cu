@@ -8,7 +8,7 @@
 // 4-lane butterfly finishes it) instead of a cross-warp reduction.
 //
 //   warpgroups 0-2: math (wgmma, ReLU-weighted head sum, kscale, masked store)
-//   warpgroup 3:    warp 0 issues the bulk tensor copies and gathers the key scales
+//   warpgroup 3:    warp 0 issues the bulk tensor copies and finds the key rows
 #include <cute/arch/copy_sm90_tma.hpp>
 #include <cute/arch/mma_sm90_desc.hpp>
 #include <cute/arch/mma_sm90_gmma.hpp>
@@ -32,6 +32,7 @@ constexpr int kHeadDim = 128;
 // addresses in the loop; four warpgroups at 640 threads capped it at 96.
 constexpr int kMathWarpgroups = 3;
 constexpr int kTileKeys = 64 * kMathWarpgroups;
+static_assert(kTileKeys == kScoreTileKeys);
 constexpr int kThreads = (kMathWarpgroups + 1) * 128;
 constexpr int kStages = 5;
 constexpr int kKeyTileBytes = kTileKeys * kHeadDim;       // 24 KB
@@ -78,7 +79,7 @@ constexpr int kBarrierOffset = kWeightOffset + kMathWarpgroups * kQueryRowsPerCt
 constexpr int kNumBarriers = 2 * 2 + 2 * kStages;  // q full/empty, kv full/empty
 constexpr int kSmemBytes = kBarrierOffset + kNumBarriers * 8 + 1024;  // + alignment slack
 
-template <int kHeads>
+template <int kN>
 struct MmaFor;
 template <>
 struct MmaFor<32> {
@@ -93,8 +94,8 @@ struct MmaFor<128> {
   using Atom = cute::SM90::GMMA::MMA_64x128x32_F32E4M3E4M3_SS_TN<>;
 };
 
-template <class Atom, int N, size_t... I>
-__device__ __forceinline__ void Wgmma(uint64_t desc_a, uint64_t desc_b, float (&acc)[N],
+template <class Atom, size_t... I>
+__device__ __forceinline__ void Wgmma(uint64_t desc_a, uint64_t desc_b, float* acc,
                                       cute::SM90::GMMA::ScaleOut scale,
                                       std::index_sequence<I...>) {
   Atom::fma(desc_a, desc_b, acc[I]..., scale);
@@ -158,29 +159,58 @@ __device__ __forceinline__ Item GetItem(const ScoreParams& p, int item, int num_
   return it;
 }
 
-// Key row of coordinate c for the group starting at query t0 (-1: none).
-__device__ __forceinline__ int64_t KeyRow(const ScoreParams& p, int t0, int c) {
+// q = c / d, r = c % d for c >= 0, by shifts when d is a power of two (the usual page and block
+// sizes): the producer looks a row up for every box of every tile.
+__device__ __forceinline__ int DivMod(int c, int d, int* r) {
+  if ((d & (d - 1)) == 0) {
+    *r = c & (d - 1);
+    return c >> (__ffs(d) - 1);
+  }
+  *r = c % d;
+  return c / d;
+}
+
+// What the key rows of a group depend on, looked up once per work item.
+struct GroupKeys {
+  const int32_t* pages = nullptr;   // the sequence's block table row (paged layouts)
+  const int32_t* blocks = nullptr;  // kBlocks: the query's selected blocks
+  int64_t row_base = 0;             // kBlocks prefill: first key row of the sequence
+};
+
+__device__ __forceinline__ GroupKeys GetGroupKeys(const ScoreParams& p, int t0) {
+  GroupKeys g;
+  if (p.block_table) g.pages = p.block_table + int64_t{t0 / p.next_n} * p.bt_stride;
+  if (p.layout == KeyLayout::kBlocks) {
+    g.blocks = p.blocks + int64_t{t0} * p.blocks_stride;
+    if (!p.blocks_paged) g.row_base = __ldg(p.row_base + t0);
+  }
+  return g;
+}
+
+// Key row of coordinate c of a group (positions and rows fit 32 bits: they are bulk-copy
+// coordinates).
+__device__ __forceinline__ int64_t KeyRow(const ScoreParams& p, const GroupKeys& g, int c) {
+  int r;
   switch (p.layout) {
     case KeyLayout::kRows:
       return c;
     case KeyLayout::kPaged: {
-      const int32_t* pages = p.block_table + int64_t{t0 / p.next_n} * p.bt_stride;
-      return int64_t{__ldg(pages + c / p.page_size)} * p.page_size + c % p.page_size;
+      const int page = DivMod(c, p.page_size, &r);
+      return int64_t{__ldg(g.pages + page)} * p.page_size + r;
     }
     case KeyLayout::kPooledPaged: {
-      const int32_t* pages = p.block_table + int64_t{t0 / p.next_n} * p.bt_stride;
       if (p.slots_per_page > 1) {
-        return int64_t{__ldg(pages + c / p.slots_per_page)} * p.slots_per_page +
-               c % p.slots_per_page;
+        const int page = DivMod(c, p.slots_per_page, &r);
+        return int64_t{__ldg(g.pages + page)} * p.slots_per_page + r;
       }
-      return __ldg(pages + int64_t{c} * p.pages_per_block);
+      return __ldg(g.pages + int64_t{c} * p.pages_per_block);
     }
     case KeyLayout::kBlocks: {
-      const int block = __ldg(p.blocks + int64_t{t0} * p.blocks_stride + c / p.block_size);
-      const int64_t pos = int64_t{block} * p.block_size + c % p.block_size;
-      if (!p.blocks_paged) return __ldg(p.row_base + t0) + pos;
-      const int32_t* pages = p.block_table + int64_t{t0 / p.next_n} * p.bt_stride;
-      return int64_t{__ldg(pages + pos / p.page_size)} * p.page_size + pos % p.page_size;
+      const int i = DivMod(c, p.block_size, &r);
+      const int pos = __ldg(g.blocks + i) * p.block_size + r;
+      if (!p.blocks_paged) return g.row_base + pos;
+      const int page = DivMod(pos, p.page_size, &r);
+      return int64_t{__ldg(g.pages + page)} * p.page_size + r;
     }
   }
   return -1;
@@ -235,6 +265,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int item = blockIdx.x; item < num_items; item += gridDim.x) {
       const Item it = GetItem(p, item, num_groups);
       if (it.num_tiles == 0) continue;
+      const GroupKeys keys_of = GetGroupKeys(p, it.t0);
       // 1. The group's q rows.
       const int qs = q_iter % 2;
       if (lane == 0) {
@@ -248,10 +279,10 @@ __global__ void __launch_bounds__(kThreads, 1)
       //    memory for the math warps, which read the key scales themselves.
       for (int j = 0; j < it.num_tiles; ++j, ++kv_iter) {
         const int s = kv_iter % kStages;
-        Wait(kv_empty[s], ((kv_iter / kStages) & 1) ^ 1, 1, item, j, it.num_tiles, kv_iter);
         const int c0 = it.c_begin + j * kTileKeys;
         const int boxes = kTileKeys / p.box_rows;
         const int valid_boxes = min(boxes, (it.c_end - c0 + p.box_rows - 1) / p.box_rows);
+        Wait(kv_empty[s], ((kv_iter / kStages) & 1) ^ 1, 1, item, j, it.num_tiles, kv_iter);
         if (lane == 0) kv_full[s].expect_transaction(valid_boxes * p.box_rows * kHeadDim);
         __syncwarp();
         uint8_t* keys = smem_keys + s * kKeyTileBytes;
@@ -259,7 +290,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int b = lane; b < boxes; b += 32) {
           int32_t row = -1;
           if (b < valid_boxes) {
-            row = static_cast<int32_t>(KeyRow(p, it.t0, c0 + b * p.box_rows));
+            row = static_cast<int32_t>(KeyRow(p, keys_of, c0 + b * p.box_rows));
             cute::SM90_TMA_LOAD_2D::copy(&k_map, reinterpret_cast<uint64_t*>(&kv_full[s]),
                                          kEvictNormal, keys + b * p.box_rows * kHeadDim, 0, row);
           }
@@ -280,7 +311,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int box_shift = __ffs(p.box_rows) - 1;  // box_rows is a power of two
   const int box_mask = p.box_rows - 1;
   const bool rows_are_coordinates = p.layout == KeyLayout::kRows;
-  float acc[kBanks][kAcc];
+  float acc[kBanks * kAcc];  // bank b: acc[b * kAcc, (b + 1) * kAcc), the wgmma's columns of b
   float* weights = smem_weights + wg * kQueryRowsPerCta;  // this warpgroup's copy, [kBanks][H]
   const int wg_thread = threadIdx.x % 128;
   int32_t lo[kBanks], hi[kBanks];
@@ -324,22 +355,20 @@ __global__ void __launch_bounds__(kThreads, 1)
       const uint32_t key_tile_address =
           key_base_address + s * kKeyTileBytes + wg * 64 * kHeadDim;
 #pragma unroll
-      for (int b = 0; b < kBanks; ++b) {
-#pragma unroll
-        for (int i = 0; i < kAcc; ++i) cute::warpgroup_fence_operand(acc[b][i]);
-      }
+      for (int i = 0; i < kBanks * kAcc; ++i) cute::warpgroup_fence_operand(acc[i]);
       cute::warpgroup_arrive();
 #pragma unroll
       for (int b = 0; b < kBanks; ++b) {
         // Every bank, also past the group's last query (its q rows are zeros or another
         // group's): a uniform instruction stream keeps the accumulators in place. One commit
-        // group per bank, so bank b's epilogue overlaps the tensor work of banks after it.
+        // group per bank, so bank b's epilogue overlaps the tensor work of banks after it (one
+        // wgmma of N = banks x H was measured no faster).
         const uint64_t desc_a = SmemDescriptor(key_tile_address);
         const uint64_t desc_b = SmemDescriptor(q_tile_address + b * kHeads * kHeadDim);
 #pragma unroll
         for (int k = 0; k < kHeadDim / 32; ++k) {
           // 32 FP8 = 32 bytes of K per instruction: advance the start address by 2 x 16 B.
-          Wgmma<Atom>(desc_a + 2 * k, desc_b + 2 * k, acc[b],
+          Wgmma<Atom>(desc_a + 2 * k, desc_b + 2 * k, acc + b * kAcc,
                       k == 0 ? cute::SM90::GMMA::ScaleOut::Zero : cute::SM90::GMMA::ScaleOut::One,
                       std::make_index_sequence<kAcc>{});
         }
@@ -363,19 +392,20 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int b = 0; b < kBanks; ++b) {
         WaitPendingGroups(kBanks - 1 - b);
 #pragma unroll
-        for (int i = 0; i < kAcc; ++i) cute::warpgroup_fence_operand(acc[b][i]);
+        for (int i = 0; i < kAcc; ++i) cute::warpgroup_fence_operand(acc[b * kAcc + i]);
         // Every product of the tile is done: each thread releases the stage (its reads of the
         // stage's box rows happened before its own arrival).
         if (b == kBanks - 1) kv_empty[s].arrive();
+        const float* bank = acc + b * kAcc;
         float sum0[2] = {0.0f, 0.0f}, sum1[2] = {0.0f, 0.0f};
         const float2* w2 = reinterpret_cast<const float2*>(weights + b * kHeads + 2 * quad);
 #pragma unroll
         for (int jj = 0; jj < kHeads / 8; ++jj) {
           const float2 w = w2[4 * jj];  // heads 8 jj + 2 quad + {0, 1}
-          sum0[0] = fmaf(w.x, fmaxf(acc[b][4 * jj + 0], 0.0f), sum0[0]);  // ReLU(NaN) = 0
-          sum0[1] = fmaf(w.y, fmaxf(acc[b][4 * jj + 1], 0.0f), sum0[1]);
-          sum1[0] = fmaf(w.x, fmaxf(acc[b][4 * jj + 2], 0.0f), sum1[0]);
-          sum1[1] = fmaf(w.y, fmaxf(acc[b][4 * jj + 3], 0.0f), sum1[1]);
+          sum0[0] = fmaf(w.x, fmaxf(bank[4 * jj + 0], 0.0f), sum0[0]);  // ReLU(NaN) = 0
+          sum0[1] = fmaf(w.y, fmaxf(bank[4 * jj + 1], 0.0f), sum0[1]);
+          sum1[0] = fmaf(w.x, fmaxf(bank[4 * jj + 2], 0.0f), sum1[0]);
+          sum1[1] = fmaf(w.y, fmaxf(bank[4 * jj + 3], 0.0f), sum1[1]);
         }
         value[2 * b] = sum0[0] + sum0[1];
         value[2 * b + 1] = sum1[0] + sum1[1];
@@ -412,8 +442,8 @@ Status Launch(const ScoreParams& params, const CUtensorMap& q_map, const CUtenso
   HISA_RETURN_IF_ERROR(AllowSharedMemory(reinterpret_cast<const void*>(ScoreKernel<kHeads, kBanks>),
                                          kSmemBytes, &configured));
   const int grid = std::min(num_items, device.sm_count);
-  ScoreKernel<kHeads, kBanks><<<grid, kThreads, kSmemBytes, stream>>>(params, q_map, k_map, num_groups,
-                                                               num_items);
+  ScoreKernel<kHeads, kBanks><<<grid, kThreads, kSmemBytes, stream>>>(params, q_map, k_map,
+                                                                      num_groups, num_items);
   HISA_CUDA_CHECK_LAUNCH("score kernel launch");
   return {};
 }

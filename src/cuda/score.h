@@ -64,6 +64,9 @@ struct ScoreParams {
 Status LaunchScore(int heads, const ScoreParams& params, const CUtensorMap& q_map,
                    const CUtensorMap& k_map, cudaStream_t stream);
 
+/// Keys per tile of the scoring kernel (a segment of fewer keys is no cheaper).
+constexpr int kScoreTileKeys = 192;
+
 /// Rows per q box for H heads: 128 (the number of (query, head) rows one CTA holds).
 constexpr int kQueryRowsPerCta = 128;
 

@@ -1,6 +1,7 @@
 // Exact top-k per row (topk.h): radix select on the order-preserving bits of the scores.
 //
-// One CTA per row:
+// One CTA per row (or, for fewer rows than SMs, a cluster of CTAs per row that split the passes
+// below over slices of the row and meet in CTA 0's shared memory):
 //   1. histogram passes over 11, 11 and 10 bits of the 32-bit score key, each restricted to the
 //      bucket that holds the k-th score, until that bucket is small enough for shared memory;
 //   2. one pass in index order that moves every key above the bucket into the result and the
@@ -8,6 +9,7 @@
 //   3. a radix select on the 64-bit keys (score, then lower index) of the bucket in shared memory.
 // A bucket too large for shared memory after all 32 bits are fixed holds one exact score value:
 // its lowest indices win, taken in index order in step 2.
+#include <cooperative_groups.h>
 #include <cub/block/block_scan.cuh>
 
 #include <cstdint>
@@ -24,6 +26,8 @@ constexpr int kChunk = kThreads * kItems;  // elements per chunk of the index-or
 constexpr int kMaxK = 4096;
 constexpr int kCandidateCap = 6144;        // bucket keys kept in shared memory
 constexpr int kMaxBins = 2048;
+constexpr int kClusterSize = 8;                // CTAs per row on the cluster path
+constexpr int64_t kClusterMinLength = 16384;   // rows at least this long may take it
 
 using Scan = cub::BlockScan<uint32_t, kThreads>;
 
@@ -34,6 +38,13 @@ struct Shared {
   typename Scan::TempStorage scan;
   int32_t boundary_bin;
   uint32_t count_above;
+  uint32_t my_above, my_bucket;  // cluster path: this slice's keys above / in the bucket
+};
+
+// The cluster path's shared memory: the one-CTA layout, then the histogram summed over slices.
+struct ClusterShared {
+  Shared s;
+  uint32_t total[kMaxBins];
 };
 
 __device__ __forceinline__ uint32_t ScoreKey(float score) {
@@ -51,14 +62,14 @@ __device__ __forceinline__ uint32_t IndexOf(uint64_t key) {
 
 // Given a histogram of `bins` bins, finds the bin holding the need-th largest element: sets
 // s.boundary_bin and s.count_above (elements in higher bins). Every thread must call it.
-__device__ void FindBoundary(Shared& s, int bins, uint32_t need) {
+__device__ __forceinline__ void FindBoundary(Shared& s, const uint32_t* hist, int bins, uint32_t need) {
   const int per_thread = (bins + kThreads - 1) / kThreads;
   // Thread i owns bins counted from the top: [bins - (i + 1) * per_thread, bins - i * per_thread).
   const int top = bins - threadIdx.x * per_thread;
   uint32_t mine = 0;
   for (int i = 0; i < per_thread; ++i) {
     const int bin = top - 1 - i;
-    if (bin >= 0) mine += s.hist[bin];
+    if (bin >= 0) mine += hist[bin];
   }
   uint32_t above = 0;
   Scan(s.scan).ExclusiveSum(mine, above);
@@ -66,12 +77,12 @@ __device__ void FindBoundary(Shared& s, int bins, uint32_t need) {
     for (int i = 0; i < per_thread; ++i) {
       const int bin = top - 1 - i;
       if (bin < 0) break;
-      if (above + s.hist[bin] >= need) {
+      if (above + hist[bin] >= need) {
         s.boundary_bin = bin;
         s.count_above = above;
         break;
       }
-      above += s.hist[bin];
+      above += hist[bin];
     }
   }
   __syncthreads();
@@ -120,151 +131,132 @@ __device__ __forceinline__ int32_t OutputValue(const TopkParams& p, int row, uin
   return -1;
 }
 
-__global__ void __launch_bounds__(kThreads) TopkKernel(const __grid_constant__ TopkParams p) {
-  extern __shared__ uint8_t smem_raw[];
-  Shared& s = *reinterpret_cast<Shared*>(smem_raw);
-  const int row = blockIdx.x;
-  const int64_t len = max(0, p.hi[row] - p.lo[row]);
-  const float* scores = p.scores + row * p.stride;
-  const uint32_t need = static_cast<uint32_t>(min(int64_t{p.k}, len));
+// Histogram of digit (key >> next_shift) & (bins - 1) of the keys in [begin, end) whose bits
+// above `shift` equal `prefix` (all keys when shift == 32). hist must be zeroed.
+__device__ __forceinline__ void HistogramPass(const float* scores, int64_t begin, int64_t end, uint32_t prefix,
+                              int shift, int digit_bits, uint32_t* hist) {
+  const int next_shift = shift - digit_bits;
+  const uint32_t mask = (1u << digit_bits) - 1;
+  // kItems loads per thread in flight before their atomics: the pass is latency-bound.
+  for (int64_t base = begin; base < end; base += kChunk) {
+    float value[kItems];
+#pragma unroll
+    for (int u = 0; u < kItems; ++u) {
+      const int64_t i = base + u * kThreads + threadIdx.x;
+      value[u] = i < end ? scores[i] : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kItems; ++u) {
+      const int64_t i = base + u * kThreads + threadIdx.x;
+      const uint32_t key = ScoreKey(value[u]);
+      const bool match = i < end && (shift == 32 || (key >> shift) == prefix);
+      if (match) atomicAdd(&hist[(key >> next_shift) & mask], 1u);
+    }
+  }
+}
 
-  if (len <= p.k) {
-    // 0. Every entry is selected.
-    for (int i = threadIdx.x; i < len; i += kThreads) {
-      s.selected[i] = OrderKey(p.sort_by_score ? ScoreKey(scores[i]) : 0u, i);
+// Index-order pass over [begin, end): keys above the bucket (high bits > prefix) go to
+// selected[above_base ...], the bucket's keys to candidates[bucket_base ...] (in_shared), or, for
+// one exact score too frequent for shared memory, the lowest need_left of them to
+// selected[need - need_left + ...]. Positions are block scans: the order is deterministic.
+// selected and candidates may live in another CTA's shared memory (cluster path).
+__device__ __forceinline__ void EmitPass(Shared& s, const float* scores, int64_t begin, int64_t end,
+                         uint32_t prefix, int shift, bool in_shared, uint32_t need,
+                         uint32_t need_left, uint64_t* selected, uint64_t* candidates,
+                         uint32_t above_base, uint32_t bucket_base) {
+  for (int64_t chunk = begin; chunk < end; chunk += kChunk) {
+    uint32_t key[kItems];
+    uint32_t kind[kItems];  // 0 none, 1 above, 2 bucket
+    uint32_t packed = 0;    // above count | bucket count << 16
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) {
+      const int64_t idx = chunk + threadIdx.x * kItems + i;
+      kind[i] = 0;
+      key[i] = 0;
+      if (idx < end) {
+        key[i] = ScoreKey(scores[idx]);
+        const uint32_t high = shift == 32 ? 0u : key[i] >> shift;
+        kind[i] = high > prefix ? 1u : (high == prefix ? 2u : 0u);
+      }
+      packed += kind[i] == 1 ? 1u : (kind[i] == 2 ? (1u << 16) : 0u);
+    }
+    uint32_t offset = 0, total = 0;
+    Scan(s.scan).ExclusiveSum(packed, offset, total);
+    uint32_t above_pos = above_base + (offset & 0xFFFFu);
+    uint32_t bucket_pos = bucket_base + (offset >> 16);
+#pragma unroll
+    for (int i = 0; i < kItems; ++i) {
+      const uint32_t idx = static_cast<uint32_t>(chunk + threadIdx.x * kItems + i);
+      if (kind[i] == 1) {
+        selected[above_pos++] = OrderKey(key[i], idx);
+      } else if (kind[i] == 2) {
+        if (in_shared) {
+          candidates[bucket_pos] = OrderKey(key[i], idx);
+        } else if (bucket_pos < need_left) {
+          selected[need - need_left + bucket_pos] = OrderKey(key[i], idx);
+        }
+        ++bucket_pos;
+      }
+    }
+    above_base += total & 0xFFFFu;
+    bucket_base += total >> 16;
+    __syncthreads();  // s.scan is reused
+  }
+}
+
+// The need_left best of the bucket's n keys in s.candidates (collected in index order), into
+// s.selected[need - need_left ...]: finish the score bits below the prefix (11 at a time), then
+// take every key above that score and, of the keys equal to it, the first ones in bucket order.
+__device__ __forceinline__ void FinishBucket(Shared& s, uint32_t need, uint32_t need_left, int n, uint32_t prefix,
+                             int shift) {
+  uint32_t score_prefix = prefix;
+  int score_shift = shift;
+  uint32_t need_equal = need_left;
+  while (score_shift > 0) {
+    const int digit_bits = min(11, score_shift);
+    const int next = score_shift - digit_bits;
+    const int bins = 1 << digit_bits;
+    for (int i = threadIdx.x; i < bins; i += kThreads) s.hist[i] = 0;
+    __syncthreads();
+    for (int i = threadIdx.x; i < n; i += kThreads) {
+      const uint32_t key = static_cast<uint32_t>(s.candidates[i] >> 32);
+      if (score_shift == 32 || (key >> score_shift) == score_prefix) {
+        atomicAdd(&s.hist[(key >> next) & (bins - 1)], 1u);
+      }
     }
     __syncthreads();
-  } else {
-    // 1. Narrow the bucket of the need-th key through histogram passes.
-    uint32_t prefix = 0;  // the fixed high bits
-    int shift = 32;       // bits below the prefix
-    uint32_t need_left = need;
-    uint32_t bucket_count = 0;
-    for (int pass = 0; pass < 3; ++pass) {
-      const int digit_bits = pass < 2 ? 11 : 10;
-      const int next_shift = shift - digit_bits;
-      const int bins = 1 << digit_bits;
-      for (int i = threadIdx.x; i < bins; i += kThreads) s.hist[i] = 0;
-      __syncthreads();
-      // kItems loads per thread in flight before their atomics: the pass is latency-bound.
-      for (int64_t base = 0; base < len; base += kChunk) {
-        float value[kItems];
-#pragma unroll
-        for (int u = 0; u < kItems; ++u) {
-          const int64_t i = base + u * kThreads + threadIdx.x;
-          value[u] = i < len ? scores[i] : 0.0f;
-        }
-#pragma unroll
-        for (int u = 0; u < kItems; ++u) {
-          const int64_t i = base + u * kThreads + threadIdx.x;
-          const uint32_t key = ScoreKey(value[u]);
-          const bool match = i < len && (shift == 32 || (key >> shift) == prefix);
-          if (match) atomicAdd(&s.hist[(key >> next_shift) & (bins - 1)], 1u);
-        }
-      }
-      __syncthreads();
-      FindBoundary(s, bins, need_left);
-      const int bin = s.boundary_bin;
-      need_left -= s.count_above;
-      bucket_count = s.hist[bin];
-      prefix = (shift == 32 ? 0u : prefix << digit_bits) | static_cast<uint32_t>(bin);
-      shift = next_shift;
-      __syncthreads();  // everyone has read s.hist / s.boundary_bin
-      if (bucket_count <= kCandidateCap) break;
-    }
-    const bool in_shared = bucket_count <= kCandidateCap;
-
-    // 2. Index-order pass: keys above the bucket are selected, the bucket's keys collected (or,
-    //    for one exact score too frequent for shared memory, the lowest need_left indices taken).
-    uint32_t selected_base = 0, bucket_base = 0;
-    for (int64_t chunk = 0; chunk < len; chunk += kChunk) {
-      uint32_t key[kItems];
-      uint32_t kind[kItems];  // 0 none, 1 above, 2 bucket
-      uint32_t packed = 0;    // above count | bucket count << 16
-      for (int i = 0; i < kItems; ++i) {
-        const int64_t idx = chunk + threadIdx.x * kItems + i;
-        kind[i] = 0;
-        if (idx < len) {
-          key[i] = ScoreKey(scores[idx]);
-          const uint32_t high = key[i] >> shift;
-          kind[i] = high > prefix ? 1u : (high == prefix ? 2u : 0u);
-        }
-        packed += kind[i] == 1 ? 1u : (kind[i] == 2 ? (1u << 16) : 0u);
-      }
-      uint32_t offset = 0, total = 0;
-      Scan(s.scan).ExclusiveSum(packed, offset, total);
-      uint32_t above_pos = selected_base + (offset & 0xFFFFu);
-      uint32_t bucket_pos = bucket_base + (offset >> 16);
-      for (int i = 0; i < kItems; ++i) {
-        const uint32_t idx = static_cast<uint32_t>(chunk + threadIdx.x * kItems + i);
-        if (kind[i] == 1) {
-          s.selected[above_pos++] = OrderKey(key[i], idx);
-        } else if (kind[i] == 2) {
-          if (in_shared) {
-            s.candidates[bucket_pos] = OrderKey(key[i], idx);
-          } else if (bucket_pos < need_left) {
-            s.selected[need - need_left + bucket_pos] = OrderKey(key[i], idx);
-          }
-          ++bucket_pos;
-        }
-      }
-      selected_base += total & 0xFFFFu;
-      bucket_base += total >> 16;
-      __syncthreads();  // s.scan is reused
-    }
-
-    // 3. The need_left best of the bucket's keys: finish the score bits below the prefix
-    //    (11 at a time), then take every key above that score and, of the keys equal to it,
-    //    the first ones in bucket order (lowest indices: the bucket was collected in index order).
-    if (in_shared && need_left > 0) {
-      const int n = static_cast<int>(bucket_count);
-      uint32_t score_prefix = prefix;
-      int score_shift = shift;
-      uint32_t need_equal = need_left;
-      while (score_shift > 0) {
-        const int digit_bits = min(11, score_shift);
-        const int next = score_shift - digit_bits;
-        const int bins = 1 << digit_bits;
-        for (int i = threadIdx.x; i < bins; i += kThreads) s.hist[i] = 0;
-        __syncthreads();
-        for (int i = threadIdx.x; i < n; i += kThreads) {
-          const uint32_t key = static_cast<uint32_t>(s.candidates[i] >> 32);
-          if ((key >> score_shift) == score_prefix) {
-            atomicAdd(&s.hist[(key >> next) & (bins - 1)], 1u);
-          }
-        }
-        __syncthreads();
-        FindBoundary(s, bins, need_equal);
-        need_equal -= s.count_above;
-        score_prefix = (score_prefix << digit_bits) | static_cast<uint32_t>(s.boundary_bin);
-        score_shift = next;
-        __syncthreads();
-      }
-      // score_prefix is the need_left-th best score key; need_equal keys equal to it are in.
-      uint32_t base = need - need_left, equal_seen = 0;
-      for (int chunk = 0; chunk < n; chunk += kThreads) {
-        const int i = chunk + threadIdx.x;
-        const uint32_t key = i < n ? static_cast<uint32_t>(s.candidates[i] >> 32) : 0;
-        const bool above = i < n && key > score_prefix;
-        const bool equal = i < n && key == score_prefix;
-        uint32_t offset = 0, total = 0;
-        Scan(s.scan).ExclusiveSum((above ? 1u : 0u) | (equal ? 1u << 16 : 0u), offset, total);
-        const uint32_t equal_rank = equal_seen + (offset >> 16);
-        const uint32_t equal_taken = min(equal_seen, need_equal);
-        const uint32_t equal_before = min(equal_rank, need_equal) - equal_taken;
-        if (above || (equal && equal_rank < need_equal)) {
-          s.selected[base + (offset & 0xFFFFu) + equal_before] = s.candidates[i];
-        }
-        const uint32_t equal_now = total >> 16;
-        base += (total & 0xFFFFu) + (min(equal_seen + equal_now, need_equal) - equal_taken);
-        equal_seen += equal_now;
-        __syncthreads();  // s.scan is reused
-      }
-    }
+    FindBoundary(s, s.hist, bins, need_equal);
+    need_equal -= s.count_above;
+    score_prefix = (score_shift == 32 ? 0u : score_prefix << digit_bits) |
+                   static_cast<uint32_t>(s.boundary_bin);
+    score_shift = next;
     __syncthreads();
   }
+  // score_prefix is the need_left-th best score key; need_equal keys equal to it are in.
+  uint32_t base = need - need_left, equal_seen = 0;
+  for (int chunk = 0; chunk < n; chunk += kThreads) {
+    const int i = chunk + threadIdx.x;
+    const uint32_t key = i < n ? static_cast<uint32_t>(s.candidates[i] >> 32) : 0;
+    const bool above = i < n && key > score_prefix;
+    const bool equal = i < n && key == score_prefix;
+    uint32_t offset = 0, total = 0;
+    Scan(s.scan).ExclusiveSum((above ? 1u : 0u) | (equal ? 1u << 16 : 0u), offset, total);
+    const uint32_t equal_rank = equal_seen + (offset >> 16);
+    const uint32_t equal_taken = min(equal_seen, need_equal);
+    const uint32_t equal_before = min(equal_rank, need_equal) - equal_taken;
+    if (above || (equal && equal_rank < need_equal)) {
+      s.selected[base + (offset & 0xFFFFu) + equal_before] = s.candidates[i];
+    }
+    const uint32_t equal_now = total >> 16;
+    base += (total & 0xFFFFu) + (min(equal_seen + equal_now, need_equal) - equal_taken);
+    equal_seen += equal_now;
+    __syncthreads();  // s.scan is reused
+  }
+}
 
-  // 4. Optional ordering, then the output row.
+// Optional ordering of s.selected[0, need), then the output row.
+__device__ __forceinline__ void WriteRow(Shared& s, const TopkParams& p, int row, uint32_t need,
+                         const float* scores) {
   const int n = static_cast<int>(need);
   const bool by_index = p.sort_by_index || p.output == TopkOutput::kBlocks;
   if (by_index || p.sort_by_score) {
@@ -318,6 +310,142 @@ __global__ void __launch_bounds__(kThreads) TopkKernel(const __grid_constant__ T
   }
 }
 
+// Every entry of a row of len <= k is selected.
+__device__ __forceinline__ void SelectAll(Shared& s, const TopkParams& p, const float* scores, int64_t len) {
+  for (int i = threadIdx.x; i < len; i += kThreads) {
+    s.selected[i] = OrderKey(p.sort_by_score ? ScoreKey(scores[i]) : 0u, i);
+  }
+  __syncthreads();
+}
+
+// One CTA per row.
+__global__ void __launch_bounds__(kThreads) TopkKernel(const __grid_constant__ TopkParams p) {
+  extern __shared__ uint8_t smem_raw[];
+  Shared& s = *reinterpret_cast<Shared*>(smem_raw);
+  const int row = blockIdx.x;
+  const int64_t len = max(0, p.hi[row] - p.lo[row]);
+  const float* scores = p.scores + row * p.stride;
+  const uint32_t need = static_cast<uint32_t>(min(int64_t{p.k}, len));
+
+  if (len <= p.k) {
+    SelectAll(s, p, scores, len);
+  } else {
+    // 1. Narrow the bucket of the need-th key through histogram passes.
+    uint32_t prefix = 0;  // the fixed high bits
+    int shift = 32;       // bits below the prefix
+    uint32_t need_left = need;
+    uint32_t bucket_count = 0;
+    for (int pass = 0; pass < 3; ++pass) {
+      const int digit_bits = pass < 2 ? 11 : 10;
+      const int bins = 1 << digit_bits;
+      for (int i = threadIdx.x; i < bins; i += kThreads) s.hist[i] = 0;
+      __syncthreads();
+      HistogramPass(scores, 0, len, prefix, shift, digit_bits, s.hist);
+      __syncthreads();
+      FindBoundary(s, s.hist, bins, need_left);
+      const int bin = s.boundary_bin;
+      need_left -= s.count_above;
+      bucket_count = s.hist[bin];
+      prefix = (shift == 32 ? 0u : prefix << digit_bits) | static_cast<uint32_t>(bin);
+      shift -= digit_bits;
+      __syncthreads();  // everyone has read s.hist / s.boundary_bin
+      if (bucket_count <= kCandidateCap) break;
+    }
+    const bool in_shared = bucket_count <= kCandidateCap;
+    // 2. Keys above the bucket into the result, the bucket's keys into shared memory.
+    EmitPass(s, scores, 0, len, prefix, shift, in_shared, need, need_left, s.selected,
+             s.candidates, 0, 0);
+    // 3. The need_left best of the bucket.
+    if (in_shared && need_left > 0) {
+      FinishBucket(s, need, need_left, static_cast<int>(bucket_count), prefix, shift);
+    }
+    __syncthreads();
+  }
+  WriteRow(s, p, row, need, scores);
+}
+
+
+// A cluster of kCluster CTAs per row, for few long rows (batch-1 decode): each CTA histograms
+// and scans a slice of the row; the histograms are summed through distributed shared memory,
+// and every CTA writes its slice's selected and bucket keys, in index order, into the shared
+// memory of CTA 0, which finishes the row like TopkKernel. Same result, same order.
+template <int kCluster>
+__global__ void __launch_bounds__(kThreads) TopkClusterKernel(const __grid_constant__ TopkParams p) {
+  namespace cg = cooperative_groups;
+  extern __shared__ uint8_t smem_raw[];
+  ClusterShared& cs = *reinterpret_cast<ClusterShared*>(smem_raw);
+  Shared& s = cs.s;
+  cg::cluster_group cluster = cg::this_cluster();
+  const int rank = static_cast<int>(cluster.block_rank());
+  const int row = blockIdx.x / kCluster;
+  const int64_t len = max(0, p.hi[row] - p.lo[row]);
+  const float* scores = p.scores + row * p.stride;
+  const uint32_t need = static_cast<uint32_t>(min(int64_t{p.k}, len));
+
+  if (len <= p.k) {  // the same for every CTA of the cluster
+    if (rank != 0) return;
+    SelectAll(s, p, scores, len);
+    WriteRow(s, p, row, need, scores);
+    return;
+  }
+  const int64_t per = (len + kCluster - 1) / kCluster;
+  const int64_t begin = min(len, rank * per), end = min(len, begin + per);
+  Shared* rank0 = cluster.map_shared_rank(&s, 0);
+
+  uint32_t prefix = 0;
+  int shift = 32;
+  uint32_t need_left = need;
+  uint32_t bucket_count = 0;
+  uint32_t my_above = 0;  // this slice's keys above the final bucket
+  for (int pass = 0; pass < 3; ++pass) {
+    const int digit_bits = pass < 2 ? 11 : 10;
+    const int bins = 1 << digit_bits;
+    for (int i = threadIdx.x; i < bins; i += kThreads) s.hist[i] = 0;
+    __syncthreads();
+    HistogramPass(scores, begin, end, prefix, shift, digit_bits, s.hist);
+    cluster.sync();  // every slice's histogram is complete
+    for (int i = threadIdx.x; i < bins; i += kThreads) {
+      uint32_t sum = 0;
+#pragma unroll
+      for (int r = 0; r < kCluster; ++r) sum += cluster.map_shared_rank(s.hist, r)[i];
+      cs.total[i] = sum;
+    }
+    __syncthreads();
+    FindBoundary(s, cs.total, bins, need_left);
+    const int bin = s.boundary_bin;
+    uint32_t mine = 0;
+    for (int i = bin + 1 + threadIdx.x; i < bins; i += kThreads) mine += s.hist[i];
+    uint32_t before = 0, slice_above = 0;
+    Scan(s.scan).ExclusiveSum(mine, before, slice_above);  // this slice's keys above bin
+    my_above += slice_above;
+    need_left -= s.count_above;
+    bucket_count = cs.total[bin];
+    if (threadIdx.x == 0) s.my_bucket = s.hist[bin];
+    prefix = (shift == 32 ? 0u : prefix << digit_bits) | static_cast<uint32_t>(bin);
+    shift -= digit_bits;
+    if (threadIdx.x == 0) s.my_above = my_above;
+    cluster.sync();  // every CTA is done reading the others' histograms
+    if (bucket_count <= kCandidateCap) break;
+  }
+  const bool in_shared = bucket_count <= kCandidateCap;
+  // Where this slice's keys go: after the keys of the slices before it.
+  uint32_t above_base = 0, bucket_base = 0;
+  for (int r = 0; r < rank; ++r) {
+    const Shared* other = cluster.map_shared_rank(&s, r);
+    above_base += other->my_above;
+    bucket_base += other->my_bucket;
+  }
+  EmitPass(s, scores, begin, end, prefix, shift, in_shared, need, need_left, rank0->selected,
+           rank0->candidates, above_base, bucket_base);
+  cluster.sync();  // CTA 0 holds every slice's keys; the others are done reading shared memory
+  if (rank != 0) return;
+  if (in_shared && need_left > 0) {
+    FinishBucket(s, need, need_left, static_cast<int>(bucket_count), prefix, shift);
+  }
+  __syncthreads();
+  WriteRow(s, p, row, need, scores);
+}
+
 }  // namespace
 
 Status LaunchTopk(const TopkParams& params, cudaStream_t stream) {
@@ -327,6 +455,29 @@ Status LaunchTopk(const TopkParams& params, cudaStream_t stream) {
                              kMaxK);
   }
   const int smem = static_cast<int>(sizeof(Shared));
+  DeviceInfo device;
+  HISA_RETURN_IF_ERROR(CurrentDevice(&device));
+  // Fewer rows than SMs, long enough to split: a cluster of CTAs per row.
+  if (params.rows < device.sm_count && params.max_len >= kClusterMinLength) {
+    static std::atomic<uint64_t> configured{0};
+    const int cluster_smem = static_cast<int>(sizeof(ClusterShared));
+    const void* kernel = reinterpret_cast<const void*>(TopkClusterKernel<kClusterSize>);
+    HISA_RETURN_IF_ERROR(AllowSharedMemory(kernel, cluster_smem, &configured));
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(static_cast<unsigned>(params.rows) * kClusterSize);
+    config.blockDim = dim3(kThreads);
+    config.dynamicSmemBytes = static_cast<size_t>(cluster_smem);
+    config.stream = stream;
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeClusterDimension;
+    attribute.val.clusterDim.x = kClusterSize;
+    attribute.val.clusterDim.y = 1;
+    attribute.val.clusterDim.z = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    HISA_CUDA_RETURN(cudaLaunchKernelEx(&config, TopkClusterKernel<kClusterSize>, params));
+    return {};
+  }
   static std::atomic<uint64_t> configured{0};
   HISA_RETURN_IF_ERROR(
       AllowSharedMemory(reinterpret_cast<const void*>(TopkKernel), smem, &configured));

@@ -1,4 +1,5 @@
-// Internal: exact top-k over rows of scores (one CTA per row), for every CUDA path.
+// Internal: exact top-k over rows of scores (one CTA per row, or a cluster of CTAs per row when
+// there are fewer rows than SMs), for every CUDA path.
 //
 // Order: core::OrderKey's (higher score first, NaN last, +0 == -0, ties by lower index), so the
 // selected set is exactly the reference's up to the scores' rounding. Deterministic: the same
@@ -28,6 +29,7 @@ struct TopkParams {
   const int32_t* hi = nullptr;    // [rows]
   int32_t rows = 0;
   int32_t k = 0;                  // selected per row (<= 4096)
+  int64_t max_len = 0;            // an upper bound of hi - lo (0: unknown; picks the kernel)
 
   TopkOutput output = TopkOutput::kIndex;
   int32_t* out = nullptr;         // [rows, out_stride], -1 padded to out_stride
