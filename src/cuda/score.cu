@@ -34,7 +34,6 @@ constexpr int kMathWarpgroups = 3;
 constexpr int kTileKeys = 64 * kMathWarpgroups;
 static_assert(kTileKeys == kScoreTileKeys);
 constexpr int kThreads = (kMathWarpgroups + 1) * 128;
-constexpr int kStages = 5;
 constexpr int kKeyTileBytes = kTileKeys * kHeadDim;       // 24 KB
 constexpr int kQBytes = kQueryRowsPerCta * kHeadDim;      // 16 KB
 // No setmaxnreg: ptxas compiles every path of the kernel for the launch bound's 96 registers, so
@@ -71,13 +70,22 @@ __device__ __forceinline__ void Wait(const Barrier& barrier, uint32_t phase, int
 }
 
 // Shared memory, offsets from a 1024-byte aligned base (swizzled tiles need that alignment).
-constexpr int kQOffset = 0;                                       // [2][128 rows][128 B]
-constexpr int kKeyOffset = kQOffset + 2 * kQBytes;                // [kStages][kTileKeys][128 B]
-constexpr int kBoxRowOffset = kKeyOffset + kStages * kKeyTileBytes;  // [kStages][kTileKeys] int32
-constexpr int kWeightOffset = kBoxRowOffset + kStages * kTileKeys * 4;  // [kMathWarpgroups][128] float
-constexpr int kBarrierOffset = kWeightOffset + kMathWarpgroups * kQueryRowsPerCta * 4;
-constexpr int kNumBarriers = 2 * 2 + 2 * kStages;  // q full/empty, kv full/empty
-constexpr int kSmemBytes = kBarrierOffset + kNumBarriers * 8 + 1024;  // + alignment slack
+// An instance whose group fills at most 64 columns (N = banks x H) has at most 64 accumulators a
+// thread: it runs two CTAs per SM, with 3 pipeline stages each, so that one CTA's barrier waits
+// and epilogues overlap the other's tensor work (one query per CTA in HISA stage 2 and decode is
+// latency-bound with one CTA per SM). Wider groups run one CTA per SM with 5 stages.
+template <int kColumns>
+struct Config {
+  static constexpr int kCtasPerSm = kColumns <= 64 ? 2 : 1;
+  static constexpr int kStages = kCtasPerSm == 2 ? 3 : 5;
+  static constexpr int kQOffset = 0;                         // [2][128 rows][128 B]
+  static constexpr int kKeyOffset = kQOffset + 2 * kQBytes;  // [kStages][kTileKeys][128 B]
+  static constexpr int kBoxRowOffset = kKeyOffset + kStages * kKeyTileBytes;  // [kStages][kTileKeys]
+  static constexpr int kWeightOffset = kBoxRowOffset + kStages * kTileKeys * 4;  // [3][128] float
+  static constexpr int kBarrierOffset = kWeightOffset + kMathWarpgroups * kQueryRowsPerCta * 4;
+  static constexpr int kNumBarriers = 2 * 2 + 2 * kStages;  // q full/empty, kv full/empty
+  static constexpr int kSmemBytes = kBarrierOffset + kNumBarriers * 8 + 1024;  // + alignment slack
+};
 
 template <int kN>
 struct MmaFor;
@@ -217,23 +225,25 @@ __device__ __forceinline__ int64_t KeyRow(const ScoreParams& p, const GroupKeys&
 }
 
 template <int kHeads, int kBanks>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
     ScoreKernel(const __grid_constant__ ScoreParams p, const __grid_constant__ CUtensorMap q_map,
                 const __grid_constant__ CUtensorMap k_map,
                 int num_groups, int num_items) {
   static_assert(kBanks * kHeads <= kQueryRowsPerCta, "one q tile holds the group");
   constexpr int kAcc = kHeads / 2;                    // accumulators per thread per bank
+  using C = Config<kHeads * kBanks>;
+  constexpr int kStages = C::kStages;
   using Atom = typename MmaFor<kHeads>::Atom;
 
   // Align by offsetting smem_raw itself, so the compiler still knows every pointer below is
   // shared memory (a pointer rebuilt from an integer turns ld.shared into generic loads).
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024 - (__cvta_generic_to_shared(smem_raw) & 1023)) & 1023);
-  uint8_t* smem_q = smem + kQOffset;
-  uint8_t* smem_keys = smem + kKeyOffset;
-  int32_t* smem_box_rows = reinterpret_cast<int32_t*>(smem + kBoxRowOffset);
-  float* smem_weights = reinterpret_cast<float*>(smem + kWeightOffset);
-  Barrier* barriers = reinterpret_cast<Barrier*>(smem + kBarrierOffset);
+  uint8_t* smem_q = smem + C::kQOffset;
+  uint8_t* smem_keys = smem + C::kKeyOffset;
+  int32_t* smem_box_rows = reinterpret_cast<int32_t*>(smem + C::kBoxRowOffset);
+  float* smem_weights = reinterpret_cast<float*>(smem + C::kWeightOffset);
+  Barrier* barriers = reinterpret_cast<Barrier*>(smem + C::kBarrierOffset);
   Barrier* q_full = barriers;
   Barrier* q_empty = barriers + 2;
   Barrier* kv_full = barriers + 4;
@@ -439,9 +449,10 @@ Status Launch(const ScoreParams& params, const CUtensorMap& q_map, const CUtenso
   const int num_items = num_groups * params.segments;
   if (num_items == 0) return {};
   static std::atomic<uint64_t> configured{0};
+  constexpr int kSmemBytes = Config<kHeads * kBanks>::kSmemBytes;
   HISA_RETURN_IF_ERROR(AllowSharedMemory(reinterpret_cast<const void*>(ScoreKernel<kHeads, kBanks>),
                                          kSmemBytes, &configured));
-  const int grid = std::min(num_items, device.sm_count);
+  const int grid = std::min(num_items, device.sm_count * Config<kHeads * kBanks>::kCtasPerSm);
   ScoreKernel<kHeads, kBanks><<<grid, kThreads, kSmemBytes, stream>>>(params, q_map, k_map,
                                                                       num_groups, num_items);
   HISA_CUDA_CHECK_LAUNCH("score kernel launch");
