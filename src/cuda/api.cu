@@ -606,6 +606,8 @@ Status HisaTopkDecode(const IndexerConfig& cfg, const DecodeInputs& in,
   job.pooled_keys.box_rows = 1;
   job.pooled_keys.num_rows = pooled.num_slots;
   job.pooled_keys.kscale = pooled.kscale;
+  job.pooled_keys.row_copies = true;
+  job.pooled_keys.key_rows = static_cast<const uint8_t*>(pooled.k);
   job.pooled_keys.block_size = cfg.block_size;
   job.pooled_keys.slots_per_page = std::max(1, P / cfg.block_size);
   job.pooled_keys.pages_per_block = std::max(1, cfg.block_size / P);

@@ -292,11 +292,40 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
         const int c0 = it.c_begin + j * kTileKeys;
         const int boxes = kTileKeys / p.box_rows;
         const int valid_boxes = min(boxes, (it.c_end - c0 + p.box_rows - 1) / p.box_rows);
+        uint8_t* keys = smem_keys + s * kKeyTileBytes;
+        int32_t* box_row = smem_box_rows + s * kTileKeys;
+        if (p.row_copies) {
+          // One-row boxes (the pooled keys of a paged cache, one slot per page): a bulk copy of
+          // 128 bytes costs about as much as one of 8 KB, so the lanes copy 16-byte pieces
+          // instead, into the same 128-byte swizzle, and the stage's barrier tracks them. The
+          // rows are looked up (all index loads in flight together) before the wait.
+          int32_t rows[kTileKeys / 32];
+#pragma unroll
+          for (int u = 0; u < kTileKeys / 32; ++u) {
+            const int b = lane + 32 * u;
+            rows[u] = b < valid_boxes ? static_cast<int32_t>(KeyRow(p, keys_of, c0 + b)) : -1;
+          }
+          Wait(kv_empty[s], ((kv_iter / kStages) & 1) ^ 1, 1, item, j, it.num_tiles, kv_iter);
+#pragma unroll
+          for (int u = 0; u < kTileKeys / 32; ++u) box_row[lane + 32 * u] = rows[u];
+          __syncwarp();
+          const uint32_t keys_address = static_cast<uint32_t>(__cvta_generic_to_shared(keys));
+          for (int i = lane; i < valid_boxes * 8; i += 32) {
+            const int r = i / 8, chunk = i % 8;
+            const uint8_t* src = p.key_rows + int64_t{box_row[r]} * kHeadDim + chunk * 16;
+            const uint32_t dst = keys_address + r * kHeadDim + ((chunk ^ (r & 7)) << 4);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src)
+                         : "memory");
+          }
+          const uint32_t bar = static_cast<uint32_t>(__cvta_generic_to_shared(&kv_full[s]));
+          asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];" ::"r"(bar) : "memory");
+          __syncwarp();
+          if (lane == 0) kv_full[s].arrive();
+          continue;
+        }
         Wait(kv_empty[s], ((kv_iter / kStages) & 1) ^ 1, 1, item, j, it.num_tiles, kv_iter);
         if (lane == 0) kv_full[s].expect_transaction(valid_boxes * p.box_rows * kHeadDim);
         __syncwarp();
-        uint8_t* keys = smem_keys + s * kKeyTileBytes;
-        int32_t* box_row = smem_box_rows + s * kTileKeys;
         for (int b = lane; b < boxes; b += 32) {
           int32_t row = -1;
           if (b < valid_boxes) {
@@ -361,6 +390,8 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
         if (c_row0 + 8 >= 0 && c_row0 + 8 < p.num_rows) scale1 = __ldg(p.kscale + c_row0 + 8);
       }
       Wait(kv_full[s], (kv_iter / kStages) & 1, 3, item, j, it.num_tiles, kv_iter);
+      // Keys written by plain asynchronous copies are read by the tensor cores' proxy.
+      if (p.row_copies) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
       // 1. Scores of this warpgroup's 64 keys against every (query, head) of the group.
       const uint32_t key_tile_address =
           key_base_address + s * kKeyTileBytes + wg * 64 * kHeadDim;
