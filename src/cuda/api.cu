@@ -379,12 +379,11 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
     t1.out = blocks + t0 * m;
     t1.out_stride = m;
     t1.own = job.ranges.own + t0;
+    t1.lo2 = lo2 + t0;  // and stage 2's candidate ranges
+    t1.hi2 = hi2 + t0;
+    t1.length = job.ranges.length + t0;
+    t1.block_size = B;
     HISA_RETURN_IF_ERROR(LaunchTopk(t1, stream));
-    HISA_RETURN_IF_ERROR(PrepareHisaStage2(tc, B, blocks + t0 * m, m,
-                                           QueryRanges{nullptr, nullptr, nullptr,
-                                                       job.ranges.length + t0,
-                                                       job.ranges.own + t0},
-                                           lo2 + t0, hi2 + t0, stream));
     // 3. Token scores over the selected blocks' keys, one query per CTA.
     ScoreParams s2 = job.keys;
     s2.w = job.w + t0 * cfg.num_heads;

@@ -46,17 +46,6 @@ __global__ void Stage1Kernel(int32_t n, int32_t block_size, bool paged, QueryRan
   hi1[t] = first + max(own, 1);  // blocks 1 .. own - 1; empty when own <= 1
 }
 
-__global__ void Stage2Kernel(int32_t n, int32_t block_size, const int32_t* blocks, int32_t m,
-                             QueryRanges r, int32_t* lo2, int32_t* hi2) {
-  const int t = blockIdx.x * blockDim.x + threadIdx.x;
-  if (t >= n) return;
-  const int32_t own = r.own[t];
-  int32_t count = 0;
-  for (int i = 0; i < m; ++i) count += blocks[int64_t{t} * m + i] >= 0 ? 1 : 0;
-  lo2[t] = 0;
-  hi2[t] = own < 0 ? 0 : (count - 1) * block_size + (r.length[t] - own * block_size);
-}
-
 __global__ void FillOutsideKernel(float* logits, const int32_t* lo, const int32_t* hi,
                                   int64_t cols, int64_t stride) {
   float* row = logits + blockIdx.y * stride;
@@ -102,16 +91,6 @@ Status PrepareHisaStage1(int32_t num_queries, int32_t block_size, bool paged,
   if (num_queries == 0) return {};
   Stage1Kernel<<<Blocks(num_queries), kThreads, 0, stream>>>(num_queries, block_size, paged, r,
                                                              lo1, hi1);
-  HISA_CUDA_CHECK_LAUNCH("prepare kernel launch");
-  return {};
-}
-
-Status PrepareHisaStage2(int32_t num_queries, int32_t block_size, const int32_t* blocks,
-                         int32_t block_budget, const QueryRanges& r, int32_t* lo2, int32_t* hi2,
-                         cudaStream_t stream) {
-  if (num_queries == 0) return {};
-  Stage2Kernel<<<Blocks(num_queries), kThreads, 0, stream>>>(num_queries, block_size, blocks,
-                                                             block_budget, r, lo2, hi2);
   HISA_CUDA_CHECK_LAUNCH("prepare kernel launch");
   return {};
 }

@@ -36,12 +36,6 @@ Status PrepareFlatDecode(const int32_t* context_lens, int32_t num_seqs, int32_t 
 Status PrepareHisaStage1(int32_t num_queries, int32_t block_size, bool paged,
                          const QueryRanges& r, int32_t* lo1, int32_t* hi1, cudaStream_t stream);
 
-/// HISA stage 2: candidates of the selected blocks: lo2 = 0, hi2 = (blocks - 1) * B +
-/// length - own * B.
-Status PrepareHisaStage2(int32_t num_queries, int32_t block_size, const int32_t* blocks,
-                         int32_t block_budget, const QueryRanges& r, int32_t* lo2, int32_t* hi2,
-                         cudaStream_t stream);
-
 /// logits[t * stride + c] = -inf for t < rows, c < cols outside [lo[t], hi[t]).
 Status FillOutside(float* logits, const int32_t* lo, const int32_t* hi, int32_t rows, int64_t cols,
                    int64_t stride, cudaStream_t stream);

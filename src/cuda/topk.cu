@@ -296,6 +296,12 @@ __device__ __forceinline__ void WriteRow(Shared& s, const TopkParams& p, int row
       }
       out[i] = value;
     }
+    if (p.hi2 != nullptr && threadIdx.x == 0) {
+      // Stage 2's candidate range: every selected block whole, the own block up to the query.
+      const int count = head + n + tail;
+      p.lo2[row] = 0;
+      p.hi2[row] = own < 0 ? 0 : (count - 1) * p.block_size + (p.length[row] - own * p.block_size);
+    }
     return;
   }
   for (int i = threadIdx.x; i < p.out_stride; i += kThreads) {

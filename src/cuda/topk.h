@@ -48,6 +48,9 @@ struct TopkParams {
   int32_t blocks_stride = 0;
   int32_t block_size = 0;
   const int32_t* own = nullptr;          // kBlocks: [rows] the query's own block (-1: empty row)
+  int32_t* lo2 = nullptr;                // kBlocks, optional: [rows] receive stage 2's candidate
+  int32_t* hi2 = nullptr;                //   range [0, hi2) (block_size and length[rows] needed)
+  const int32_t* length = nullptr;
 };
 
 Status LaunchTopk(const TopkParams& params, cudaStream_t stream);
