@@ -350,35 +350,54 @@ TEST(Cuda, PooledKeysMatchCpuBytes) {
   }
 }
 
-TEST(Cuda, HisaPrefillMatchesReference) {
-  SKIP_WITHOUT_GPU();
-  Problem p = MakeProblem(64, 24, 12000, 17);
+// HISA prefill of `queries` queries over sequences of `lens` keys against the CPU reference.
+void CheckHisaPrefillCase(int64_t queries, const std::vector<int32_t>& lens, uint64_t seed,
+                          PositionBase positions) {
+  int64_t keys = 0;
+  for (int32_t len : lens) keys += len;
+  Problem p = MakeProblem(64, queries, keys, seed);
   p.cfg.top_k = 512;
   p.cfg.block_size = 128;
   p.cfg.block_budget = 8;  // o + 1 > m for most queries: stage 1 decides
-  const Batch b = MakeBatch({6000, 6000}, 24, 3, false);
-  const int64_t slots = PooledSlotsForRows(p.cfg, 12000);
+  const Batch b = MakeBatch(lens, queries, seed + 1, false);
+  const int64_t slots = PooledSlotsForRows(p.cfg, keys);
   DeviceArray<uint8_t> pk(std::vector<uint8_t>(slots * 128, 0));
   DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
   GpuPrefill g(p, b);
-  DeviceArray<int32_t> starts(b.seq_starts), lens(b.seq_lens);
-  ASSERT_TRUE(BuildPooledKeysPrefill(p.cfg, g.in.keys, starts.get(), lens.get(), 2,
-                                     {pk.get(), ps.get(), slots}, Gpu())
+  DeviceArray<int32_t> starts(b.seq_starts), seq_lens(b.seq_lens);
+  ASSERT_TRUE(BuildPooledKeysPrefill(p.cfg, g.in.keys, starts.get(), seq_lens.get(),
+                                     static_cast<int32_t>(lens.size()), {pk.get(), ps.get(), slots},
+                                     Gpu())
                   .ok());
-  GuardedOutput idx(24 * p.cfg.top_k), blocks(24 * p.cfg.block_budget);
+  GuardedOutput idx(queries * p.cfg.top_k), blocks(queries * p.cfg.block_budget);
   TopkOutputs out;
   out.indices = idx.data();
   out.blocks = blocks.data();
-  ASSERT_TRUE(HisaTopkPrefill(p.cfg, g.in, {pk.get(), ps.get(), slots}, out, Gpu()).ok());
+  RunOptions run = Gpu();
+  run.positions = positions;
+  ASSERT_TRUE(HisaTopkPrefill(p.cfg, g.in, {pk.get(), ps.get(), slots}, out, run).ok());
   const std::vector<uint8_t> host_pk = pk.Download();
   const std::vector<float> host_ps = ps.Download();
   const std::vector<int32_t> got = idx.Get(), got_blocks = blocks.Get();
   CheckOptions check;
   check.rel_tol = kGpuRelTol;
+  check.positions = positions;
   const CheckResult r =
       CheckHisaPrefill(p.cfg, HostPrefill(p, b), {host_pk.data(), host_ps.data(), slots},
                        got.data(), got_blocks.data(), check);
   EXPECT_TRUE(r.ok()) << r.first_failure;
+}
+
+TEST(Cuda, HisaPrefillMatchesReference) {
+  SKIP_WITHOUT_GPU();
+  CheckHisaPrefillCase(24, {6000, 6000}, 17, PositionBase::kRelative);
+}
+
+// Enough queries that each is one whole work item of stage 2's scoring kernel (no key
+// segments), with absolute positions.
+TEST(Cuda, HisaPrefillManyQueriesAbsolutePositions) {
+  SKIP_WITHOUT_GPU();
+  CheckHisaPrefillCase(400, {9000, 7000}, 23, PositionBase::kAbsolute);
 }
 
 TEST(Cuda, HisaDecodeMatchesReference) {
