@@ -26,7 +26,6 @@ constexpr int kChunk = kThreads * kItems;  // elements per chunk of the index-or
 constexpr int kMaxK = 4096;
 constexpr int kCandidateCap = 6144;        // bucket keys kept in shared memory
 constexpr int kMaxBins = 2048;
-constexpr int kClusterSize = 8;                // CTAs per row on the cluster path
 constexpr int64_t kClusterMinLength = 16384;   // rows at least this long may take it
 
 using Scan = cub::BlockScan<uint32_t, kThreads>;
@@ -452,6 +451,32 @@ __global__ void __launch_bounds__(kThreads) TopkClusterKernel(const __grid_const
   WriteRow(s, p, row, need, scores);
 }
 
+template <int kCluster>
+Status LaunchClusters(const TopkParams& params, cudaStream_t stream) {
+  static std::atomic<uint64_t> configured{0};
+  const int smem = static_cast<int>(sizeof(ClusterShared));
+  const void* kernel = reinterpret_cast<const void*>(TopkClusterKernel<kCluster>);
+  HISA_RETURN_IF_ERROR(AllowSharedMemory(kernel, smem, &configured));
+  if (kCluster > 8) {  // beyond the portable cluster size
+    HISA_CUDA_RETURN(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+  }
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(params.rows) * kCluster);
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = static_cast<size_t>(smem);
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim.x = kCluster;
+  attribute.val.clusterDim.y = 1;
+  attribute.val.clusterDim.z = 1;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  HISA_CUDA_RETURN(cudaLaunchKernelEx(&config, TopkClusterKernel<kCluster>, params));
+  return {};
+}
+
 }  // namespace
 
 Status LaunchTopk(const TopkParams& params, cudaStream_t stream) {
@@ -460,30 +485,18 @@ Status LaunchTopk(const TopkParams& params, cudaStream_t stream) {
     return core::Unsupported("top_k = {}: the CUDA backend selects at most {} keys", params.k,
                              kMaxK);
   }
-  const int smem = static_cast<int>(sizeof(Shared));
   DeviceInfo device;
   HISA_RETURN_IF_ERROR(CurrentDevice(&device));
-  // Fewer rows than SMs, long enough to split: a cluster of CTAs per row.
+  // Fewer rows than SMs, long enough to split: a cluster of CTAs per row, as many as keep about
+  // two CTAs per SM busy (16 for a few rows, 4 at 64 rows on 132 SMs).
   if (params.rows < device.sm_count && params.max_len >= kClusterMinLength) {
-    static std::atomic<uint64_t> configured{0};
-    const int cluster_smem = static_cast<int>(sizeof(ClusterShared));
-    const void* kernel = reinterpret_cast<const void*>(TopkClusterKernel<kClusterSize>);
-    HISA_RETURN_IF_ERROR(AllowSharedMemory(kernel, cluster_smem, &configured));
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(static_cast<unsigned>(params.rows) * kClusterSize);
-    config.blockDim = dim3(kThreads);
-    config.dynamicSmemBytes = static_cast<size_t>(cluster_smem);
-    config.stream = stream;
-    cudaLaunchAttribute attribute{};
-    attribute.id = cudaLaunchAttributeClusterDimension;
-    attribute.val.clusterDim.x = kClusterSize;
-    attribute.val.clusterDim.y = 1;
-    attribute.val.clusterDim.z = 1;
-    config.attrs = &attribute;
-    config.numAttrs = 1;
-    HISA_CUDA_RETURN(cudaLaunchKernelEx(&config, TopkClusterKernel<kClusterSize>, params));
-    return {};
+    const int64_t per_row = 2 * device.sm_count / params.rows;
+    if (per_row >= 16) return LaunchClusters<16>(params, stream);
+    if (per_row >= 8) return LaunchClusters<8>(params, stream);
+    if (per_row >= 4) return LaunchClusters<4>(params, stream);
+    return LaunchClusters<2>(params, stream);
   }
+  const int smem = static_cast<int>(sizeof(Shared));
   static std::atomic<uint64_t> configured{0};
   HISA_RETURN_IF_ERROR(
       AllowSharedMemory(reinterpret_cast<const void*>(TopkKernel), smem, &configured));
