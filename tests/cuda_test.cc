@@ -393,6 +393,13 @@ TEST(Cuda, HisaPrefillMatchesReference) {
   CheckHisaPrefillCase(24, {6000, 6000}, 17, PositionBase::kRelative);
 }
 
+// Every sequence within m * B keys (o + 1 <= m for every query): the batch runs as flat and the
+// blocks output lists every block up to the query's own.
+TEST(Cuda, HisaPrefillEveryBlockFits) {
+  SKIP_WITHOUT_GPU();
+  CheckHisaPrefillCase(40, {1024, 700, 300}, 29, PositionBase::kRelative);
+}
+
 // Enough queries that each is one whole work item of stage 2's scoring kernel (no key
 // segments), with absolute positions.
 TEST(Cuda, HisaPrefillManyQueriesAbsolutePositions) {

@@ -302,6 +302,70 @@ Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
   return {};
 }
 
+// The flat job of a prefill batch (keys as rows; relative or absolute positions).
+Status PrefillFlatJob(const IndexerConfig& cfg, const PrefillInputs& in, const QueryRanges& r,
+                      int32_t max_len, const TopkOutputs& out, const RunOptions& opts,
+                      FlatJob* job) {
+  job->cfg = &cfg;
+  job->q = in.q;
+  job->w = in.w;
+  job->num_queries = static_cast<int32_t>(in.num_queries);
+  job->ranges = r;
+  job->max_len = max_len;
+  job->score = RowKeys(in.keys.num_keys, in.keys.kscale);
+  HISA_RETURN_IF_ERROR(
+      MakeRowMap(&job->k_map, in.keys.k, in.keys.num_keys, kHeadDim, job->score.box_rows));
+  job->group = kQueryRowsPerCta / cfg.num_heads;
+  job->output = TopkOutput::kIndex;
+  job->out = &out;
+  job->opts = &opts;
+  job->topk.add = opts.positions == PositionBase::kAbsolute ? r.base : nullptr;
+  return {};
+}
+
+// The flat job of a decode batch (paged keys; positions or, absolute, paged rows).
+Status DecodeFlatJob(const IndexerConfig& cfg, const DecodeInputs& in, const QueryRanges& r,
+                     int32_t max_len, const TopkOutputs& out, const RunOptions& opts,
+                     FlatJob* job) {
+  job->cfg = &cfg;
+  job->q = in.q;
+  job->w = in.w;
+  job->num_queries = in.seqs.num_seqs * in.next_n;
+  job->ranges = r;
+  job->max_len = max_len;
+  job->score = PagedKeyFields(in);
+  HISA_RETURN_IF_ERROR(MakeRowMap(&job->k_map, in.cache.k, job->score.num_rows, kHeadDim,
+                                  job->score.box_rows));
+  job->group = DecodeGroup(cfg.num_heads, in.next_n);
+  const bool absolute = opts.positions == PositionBase::kAbsolute;
+  job->output = absolute ? TopkOutput::kPagedRow : TopkOutput::kIndex;
+  job->topk.block_table = in.seqs.block_table;
+  job->topk.bt_stride = in.seqs.max_pages_per_seq;
+  job->topk.page_size = in.cache.page_size;
+  job->topk.next_n = in.next_n;
+  job->out = &out;
+  job->opts = &opts;
+  return {};
+}
+
+// True when no query sees more than m blocks (o + 1 <= m): HISA keeps every block and selects
+// exactly what flat selects (SPEC.md), so the batch runs as flat, without the two stages.
+bool EveryBlockFits(const IndexerConfig& cfg, int32_t max_len) {
+  return int64_t{max_len} <= int64_t{cfg.block_budget} * cfg.block_size;
+}
+
+Status RunFlatForHisa(const IndexerConfig& cfg, FlatJob& job, const QueryRanges& r, int32_t T,
+                      const TopkOutputs& out, const RunOptions& opts, Scratch& scratch,
+                      cudaStream_t stream) {
+  HISA_RETURN_IF_ERROR(RunFlat(job, scratch, stream));
+  if (out.blocks != nullptr) {
+    HISA_RETURN_IF_ERROR(
+        PrepareAllBlocks(T, cfg.block_size, cfg.block_budget, r, out.blocks, stream));
+  }
+  ReportWorkspace(opts, scratch);
+  return {};
+}
+
 // ---- HISA pipeline --------------------------------------------------------------------------------
 
 struct HisaJob {
@@ -474,19 +538,7 @@ Status FlatTopkPrefill(const IndexerConfig& cfg, const PrefillInputs& in, const 
   HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
   HISA_RETURN_IF_ERROR(PrepareFlatPrefill(in.ks, in.ke, T, N, max_len, ranges.r, stream));
   FlatJob job{};
-  job.cfg = &cfg;
-  job.q = in.q;
-  job.w = in.w;
-  job.num_queries = T;
-  job.ranges = ranges.r;
-  job.max_len = max_len;
-  job.score = RowKeys(N, in.keys.kscale);
-  HISA_RETURN_IF_ERROR(MakeRowMap(&job.k_map, in.keys.k, N, kHeadDim, job.score.box_rows));
-  job.group = kQueryRowsPerCta / cfg.num_heads;
-  job.output = TopkOutput::kIndex;
-  job.out = &out;
-  job.opts = &opts;
-  job.topk.add = opts.positions == PositionBase::kAbsolute ? ranges.r.base : nullptr;
+  HISA_RETURN_IF_ERROR(PrefillFlatJob(cfg, in, ranges.r, max_len, out, opts, &job));
   HISA_RETURN_IF_ERROR(RunFlat(job, scratch, stream));
   ReportWorkspace(opts, scratch);
   return {};
@@ -509,24 +561,7 @@ Status FlatTopkDecode(const IndexerConfig& cfg, const DecodeInputs& in, const To
   HISA_RETURN_IF_ERROR(PrepareFlatDecode(in.seqs.context_lens, in.seqs.num_seqs, in.next_n,
                                          capacity, ranges.r, stream));
   FlatJob job{};
-  job.cfg = &cfg;
-  job.q = in.q;
-  job.w = in.w;
-  job.num_queries = T;
-  job.ranges = ranges.r;
-  job.max_len = max_len;
-  job.score = PagedKeyFields(in);
-  HISA_RETURN_IF_ERROR(MakeRowMap(&job.k_map, in.cache.k, job.score.num_rows, kHeadDim,
-                                  job.score.box_rows));
-  job.group = DecodeGroup(cfg.num_heads, in.next_n);
-  const bool absolute = opts.positions == PositionBase::kAbsolute;
-  job.output = absolute ? TopkOutput::kPagedRow : TopkOutput::kIndex;
-  job.topk.block_table = in.seqs.block_table;
-  job.topk.bt_stride = in.seqs.max_pages_per_seq;
-  job.topk.page_size = in.cache.page_size;
-  job.topk.next_n = in.next_n;
-  job.out = &out;
-  job.opts = &opts;
+  HISA_RETURN_IF_ERROR(DecodeFlatJob(cfg, in, ranges.r, max_len, out, opts, &job));
   HISA_RETURN_IF_ERROR(RunFlat(job, scratch, stream));
   ReportWorkspace(opts, scratch);
   return {};
@@ -548,6 +583,11 @@ Status HisaTopkPrefill(const IndexerConfig& cfg, const PrefillInputs& in,
   Ranges ranges;
   HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
   HISA_RETURN_IF_ERROR(PrepareFlatPrefill(in.ks, in.ke, T, N, max_len, ranges.r, stream));
+  if (EveryBlockFits(cfg, max_len)) {
+    FlatJob flat{};
+    HISA_RETURN_IF_ERROR(PrefillFlatJob(cfg, in, ranges.r, max_len, out, opts, &flat));
+    return RunFlatForHisa(cfg, flat, ranges.r, T, out, opts, scratch, stream);
+  }
   HisaJob job{};
   job.cfg = &cfg;
   job.q = in.q;
@@ -587,6 +627,11 @@ Status HisaTopkDecode(const IndexerConfig& cfg, const DecodeInputs& in,
   HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
   HISA_RETURN_IF_ERROR(PrepareFlatDecode(in.seqs.context_lens, in.seqs.num_seqs, in.next_n,
                                          capacity, ranges.r, stream));
+  if (EveryBlockFits(cfg, max_len)) {
+    FlatJob flat{};
+    HISA_RETURN_IF_ERROR(DecodeFlatJob(cfg, in, ranges.r, max_len, out, opts, &flat));
+    return RunFlatForHisa(cfg, flat, ranges.r, T, out, opts, scratch, stream);
+  }
   const int32_t P = in.cache.page_size;
   HisaJob job{};
   job.cfg = &cfg;

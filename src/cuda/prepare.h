@@ -36,6 +36,10 @@ Status PrepareFlatDecode(const int32_t* context_lens, int32_t num_seqs, int32_t 
 Status PrepareHisaStage1(int32_t num_queries, int32_t block_size, bool paged,
                          const QueryRanges& r, int32_t* lo1, int32_t* hi1, cudaStream_t stream);
 
+/// HISA with o + 1 <= m for every query: blocks[t] = 0 .. own, then -1 (from r.length).
+Status PrepareAllBlocks(int32_t num_queries, int32_t block_size, int32_t block_budget,
+                        const QueryRanges& r, int32_t* blocks, cudaStream_t stream);
+
 /// logits[t * stride + c] = -inf for t < rows, c < cols outside [lo[t], hi[t]).
 Status FillOutside(float* logits, const int32_t* lo, const int32_t* hi, int32_t rows, int64_t cols,
                    int64_t stride, cudaStream_t stream);
