@@ -112,17 +112,19 @@ __device__ __forceinline__ int32_t PagedRow(const TopkParams& p, int row, int64_
                               pos % p.page_size);
 }
 
-__device__ __forceinline__ int32_t OutputValue(const TopkParams& p, int row, uint32_t idx) {
+// add: p.add[row] (or 0); blocks: the row's block list (kCandidate), both loaded once per row.
+__device__ __forceinline__ int32_t OutputValue(const TopkParams& p, int row, uint32_t idx,
+                                               int32_t add, const int32_t* blocks) {
   switch (p.output) {
     case TopkOutput::kIndex:
-      return static_cast<int32_t>(idx) + (p.add ? p.add[row] : 0);
+      return static_cast<int32_t>(idx) + add;
     case TopkOutput::kPagedRow:
       return PagedRow(p, row, idx);
     case TopkOutput::kCandidate: {
-      const int64_t block = p.blocks[int64_t{row} * p.blocks_stride + idx / p.block_size];
+      const int64_t block = blocks[idx / p.block_size];
       const int64_t pos = block * p.block_size + idx % p.block_size;
       if (p.paged) return PagedRow(p, row, pos);
-      return static_cast<int32_t>(pos) + (p.add ? p.add[row] : 0);
+      return static_cast<int32_t>(pos) + add;
     }
     case TopkOutput::kBlocks:
       return static_cast<int32_t>(idx) + 1;
@@ -289,7 +291,7 @@ __device__ __forceinline__ void WriteRow(Shared& s, const TopkParams& p, int row
       if (i == 0 && head) {
         value = 0;
       } else if (i >= head && i < head + n) {
-        value = OutputValue(p, row, IndexOf(s.selected[i - head]));
+        value = OutputValue(p, row, IndexOf(s.selected[i - head]), 0, nullptr);
       } else if (i == head + n && tail) {
         value = own;
       }
@@ -303,10 +305,24 @@ __device__ __forceinline__ void WriteRow(Shared& s, const TopkParams& p, int row
     }
     return;
   }
+  // Row constants, loaded once: the output stores might alias them. The block list goes to
+  // shared memory (the histogram is free by now) when it fits.
+  const int32_t add = p.add ? p.add[row] : 0;
+  const int32_t* blocks = nullptr;
+  if (p.output == TopkOutput::kCandidate) {
+    const int32_t* row_blocks = p.blocks + int64_t{row} * p.blocks_stride;
+    blocks = row_blocks;
+    if (p.blocks_stride <= kMaxBins) {
+      int32_t* cached = reinterpret_cast<int32_t*>(s.hist);
+      for (int i = threadIdx.x; i < p.blocks_stride; i += kThreads) cached[i] = row_blocks[i];
+      __syncthreads();
+      blocks = cached;
+    }
+  }
   for (int i = threadIdx.x; i < p.out_stride; i += kThreads) {
     if (i < n) {
       const uint32_t idx = IndexOf(s.selected[i]);
-      out[i] = OutputValue(p, row, idx);
+      out[i] = OutputValue(p, row, idx, add, blocks);
       if (out_scores) out_scores[i] = scores[idx];
     } else {
       out[i] = -1;
