@@ -439,6 +439,7 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
     t1.hi = hi1 + t0;
     t1.rows = tc;
     t1.k = m - 2;
+    t1.max_len = max_blocks;
     t1.output = TopkOutput::kBlocks;
     t1.out = blocks + t0 * m;
     t1.out_stride = m;
@@ -474,6 +475,7 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
     t2.hi = hi2 + t0;
     t2.rows = tc;
     t2.k = cfg.top_k;
+    t2.max_len = int64_t{m} * B;
     t2.output = TopkOutput::kCandidate;
     t2.out = job.out->indices + t0 * cfg.top_k;
     t2.out_stride = cfg.top_k;

@@ -20,31 +20,9 @@
 namespace hisa::cuda {
 namespace {
 
-constexpr int kThreads = 512;
-constexpr int kItems = 8;                  // elements per thread per chunk (loads in flight)
-constexpr int kChunk = kThreads * kItems;  // elements per chunk of the index-order pass
-constexpr int kMaxK = 4096;
-constexpr int kCandidateCap = 6144;        // bucket keys kept in shared memory
 constexpr int kMaxBins = 2048;
-constexpr int64_t kClusterMinLength = 16384;   // rows at least this long may take it
-
-using Scan = cub::BlockScan<uint32_t, kThreads>;
-
-struct Shared {
-  uint32_t hist[kMaxBins];
-  uint64_t candidates[kCandidateCap];
-  uint64_t selected[kMaxK];
-  typename Scan::TempStorage scan;
-  int32_t boundary_bin;
-  uint32_t count_above;
-  uint32_t my_above, my_bucket;  // cluster path: this slice's keys above / in the bucket
-};
-
-// The cluster path's shared memory: the one-CTA layout, then the histogram summed over slices.
-struct ClusterShared {
-  Shared s;
-  uint32_t total[kMaxBins];
-};
+constexpr int64_t kClusterMinLength = 16384;  // rows at least this long may take the cluster path
+constexpr int64_t kNarrowLength = 8192;        // rows at most this long may take narrow CTAs
 
 __device__ __forceinline__ uint32_t ScoreKey(float score) {
   if (isnan(score)) return 0;
@@ -57,53 +35,6 @@ __device__ __forceinline__ uint64_t OrderKey(uint32_t score_key, uint32_t idx) {
 }
 __device__ __forceinline__ uint32_t IndexOf(uint64_t key) {
   return 0xFFFFFFFFu - static_cast<uint32_t>(key);
-}
-
-// Given a histogram of `bins` bins, finds the bin holding the need-th largest element: sets
-// s.boundary_bin and s.count_above (elements in higher bins). Every thread must call it.
-__device__ __forceinline__ void FindBoundary(Shared& s, const uint32_t* hist, int bins, uint32_t need) {
-  const int per_thread = (bins + kThreads - 1) / kThreads;
-  // Thread i owns bins counted from the top: [bins - (i + 1) * per_thread, bins - i * per_thread).
-  const int top = bins - threadIdx.x * per_thread;
-  uint32_t mine = 0;
-  for (int i = 0; i < per_thread; ++i) {
-    const int bin = top - 1 - i;
-    if (bin >= 0) mine += hist[bin];
-  }
-  uint32_t above = 0;
-  Scan(s.scan).ExclusiveSum(mine, above);
-  if (above < need && need <= above + mine) {
-    for (int i = 0; i < per_thread; ++i) {
-      const int bin = top - 1 - i;
-      if (bin < 0) break;
-      if (above + hist[bin] >= need) {
-        s.boundary_bin = bin;
-        s.count_above = above;
-        break;
-      }
-      above += hist[bin];
-    }
-  }
-  __syncthreads();
-}
-
-// Bitonic sort of n (power of two) keys in shared memory, descending.
-__device__ void SortDescending(uint64_t* keys, int n) {
-  for (int size = 2; size <= n; size <<= 1) {
-    for (int stride = size / 2; stride > 0; stride >>= 1) {
-      for (int i = threadIdx.x; i < n / 2; i += kThreads) {
-        const int lo = 2 * i - (i & (stride - 1));
-        const int hi = lo + stride;
-        const bool descending = (lo & size) == 0;
-        const uint64_t a = keys[lo], b = keys[hi];
-        if ((a < b) == descending) {
-          keys[lo] = b;
-          keys[hi] = a;
-        }
-      }
-      __syncthreads();
-    }
-  }
 }
 
 __device__ __forceinline__ int32_t PagedRow(const TopkParams& p, int row, int64_t pos) {
@@ -132,224 +63,311 @@ __device__ __forceinline__ int32_t OutputValue(const TopkParams& p, int row, uin
   return -1;
 }
 
-// Histogram of digit (key >> next_shift) & (bins - 1) of the keys in [begin, end) whose bits
-// above `shift` equal `prefix` (all keys when shift == 32). hist must be zeroed.
-__device__ __forceinline__ void HistogramPass(const float* scores, int64_t begin, int64_t end, uint32_t prefix,
-                              int shift, int digit_bits, uint32_t* hist) {
-  const int next_shift = shift - digit_bits;
-  const uint32_t mask = (1u << digit_bits) - 1;
-  // kItems loads per thread in flight before their atomics: the pass is latency-bound.
-  for (int64_t base = begin; base < end; base += kChunk) {
-    float value[kItems];
-#pragma unroll
-    for (int u = 0; u < kItems; ++u) {
-      const int64_t i = base + u * kThreads + threadIdx.x;
-      value[u] = i < end ? scores[i] : 0.0f;
-    }
-#pragma unroll
-    for (int u = 0; u < kItems; ++u) {
-      const int64_t i = base + u * kThreads + threadIdx.x;
-      const uint32_t key = ScoreKey(value[u]);
-      const bool match = i < end && (shift == 32 || (key >> shift) == prefix);
-      if (match) atomicAdd(&hist[(key >> next_shift) & mask], 1u);
-    }
-  }
-}
+// The selection machinery for CTAs of kThreadsT threads that keep up to kSelCap selected and
+// kCandCap bucket keys in shared memory.
+template <int kThreadsT, int kSelCap, int kCandCap, int kMinBlocksT>
+struct Topk {
+  static constexpr int kThreads = kThreadsT;
+  static constexpr int kItems = 8;                  // elements per thread per chunk (loads in flight)
+  static constexpr int kChunk = kThreads * kItems;  // elements per chunk of a pass
+  static constexpr int kMaxK = kSelCap;             // selected keys (a power of two: sorted in place)
+  static constexpr int kCandidateCap = kCandCap;    // bucket keys kept in shared memory
+  static constexpr int kMinBlocks = kMinBlocksT;    // CTAs per SM the kernel is compiled for
 
-// Index-order pass over [begin, end): keys above the bucket (high bits > prefix) go to
-// selected[above_base ...], the bucket's keys to candidates[bucket_base ...] (in_shared), or, for
-// one exact score too frequent for shared memory, the lowest need_left of them to
-// selected[need - need_left + ...]. Positions are block scans: the order is deterministic.
-// selected and candidates may live in another CTA's shared memory (cluster path).
-__device__ __forceinline__ void EmitPass(Shared& s, const float* scores, int64_t begin, int64_t end,
-                         uint32_t prefix, int shift, bool in_shared, uint32_t need,
-                         uint32_t need_left, uint64_t* selected, uint64_t* candidates,
-                         uint32_t above_base, uint32_t bucket_base) {
-  for (int64_t chunk = begin; chunk < end; chunk += kChunk) {
-    uint32_t key[kItems];
-    uint32_t kind[kItems];  // 0 none, 1 above, 2 bucket
-    uint32_t packed = 0;    // above count | bucket count << 16
-#pragma unroll
-    for (int i = 0; i < kItems; ++i) {
-      const int64_t idx = chunk + threadIdx.x * kItems + i;
-      kind[i] = 0;
-      key[i] = 0;
-      if (idx < end) {
-        key[i] = ScoreKey(scores[idx]);
-        const uint32_t high = shift == 32 ? 0u : key[i] >> shift;
-        kind[i] = high > prefix ? 1u : (high == prefix ? 2u : 0u);
-      }
-      packed += kind[i] == 1 ? 1u : (kind[i] == 2 ? (1u << 16) : 0u);
+  using Scan = cub::BlockScan<uint32_t, kThreads>;
+
+  struct Shared {
+    uint32_t hist[kMaxBins];
+    uint64_t candidates[kCandidateCap];
+    uint64_t selected[kMaxK];
+    typename Scan::TempStorage scan;
+    int32_t boundary_bin;
+    uint32_t count_above;
+    uint32_t my_above, my_bucket;  // cluster path: this slice's keys above / in the bucket
+  };
+
+  // The cluster path's shared memory: the one-CTA layout, then the histogram summed over slices.
+  struct ClusterShared {
+    Shared s;
+    uint32_t total[kMaxBins];
+  };
+
+  // Given a histogram of `bins` bins, finds the bin holding the need-th largest element: sets
+  // s.boundary_bin and s.count_above (elements in higher bins). Every thread must call it.
+  static __device__ __forceinline__ void FindBoundary(Shared& s, const uint32_t* hist, int bins, uint32_t need) {
+    const int per_thread = (bins + kThreads - 1) / kThreads;
+    // Thread i owns bins counted from the top: [bins - (i + 1) * per_thread, bins - i * per_thread).
+    const int top = bins - threadIdx.x * per_thread;
+    uint32_t mine = 0;
+    for (int i = 0; i < per_thread; ++i) {
+      const int bin = top - 1 - i;
+      if (bin >= 0) mine += hist[bin];
     }
-    uint32_t offset = 0, total = 0;
-    Scan(s.scan).ExclusiveSum(packed, offset, total);
-    uint32_t above_pos = above_base + (offset & 0xFFFFu);
-    uint32_t bucket_pos = bucket_base + (offset >> 16);
-#pragma unroll
-    for (int i = 0; i < kItems; ++i) {
-      const uint32_t idx = static_cast<uint32_t>(chunk + threadIdx.x * kItems + i);
-      if (kind[i] == 1) {
-        selected[above_pos++] = OrderKey(key[i], idx);
-      } else if (kind[i] == 2) {
-        if (in_shared) {
-          candidates[bucket_pos] = OrderKey(key[i], idx);
-        } else if (bucket_pos < need_left) {
-          selected[need - need_left + bucket_pos] = OrderKey(key[i], idx);
+    uint32_t above = 0;
+    Scan(s.scan).ExclusiveSum(mine, above);
+    if (above < need && need <= above + mine) {
+      for (int i = 0; i < per_thread; ++i) {
+        const int bin = top - 1 - i;
+        if (bin < 0) break;
+        if (above + hist[bin] >= need) {
+          s.boundary_bin = bin;
+          s.count_above = above;
+          break;
         }
-        ++bucket_pos;
+        above += hist[bin];
       }
     }
-    above_base += total & 0xFFFFu;
-    bucket_base += total >> 16;
-    __syncthreads();  // s.scan is reused
+    __syncthreads();
   }
-}
 
-// The need_left best of the bucket's n keys in s.candidates (collected in index order), into
-// s.selected[need - need_left ...]: finish the score bits below the prefix (11 at a time), then
-// take every key above that score and, of the keys equal to it, the first ones in bucket order.
-__device__ __forceinline__ void FinishBucket(Shared& s, uint32_t need, uint32_t need_left, int n, uint32_t prefix,
-                             int shift) {
-  uint32_t score_prefix = prefix;
-  int score_shift = shift;
-  uint32_t need_equal = need_left;
-  while (score_shift > 0) {
-    const int digit_bits = min(11, score_shift);
-    const int next = score_shift - digit_bits;
-    const int bins = 1 << digit_bits;
-    for (int i = threadIdx.x; i < bins; i += kThreads) s.hist[i] = 0;
-    __syncthreads();
-    for (int i = threadIdx.x; i < n; i += kThreads) {
-      const uint32_t key = static_cast<uint32_t>(s.candidates[i] >> 32);
-      if (score_shift == 32 || (key >> score_shift) == score_prefix) {
-        atomicAdd(&s.hist[(key >> next) & (bins - 1)], 1u);
+  // Bitonic sort of n (power of two) keys in shared memory, descending.
+  static __device__ void SortDescending(uint64_t* keys, int n) {
+    for (int size = 2; size <= n; size <<= 1) {
+      for (int stride = size / 2; stride > 0; stride >>= 1) {
+        for (int i = threadIdx.x; i < n / 2; i += kThreads) {
+          const int lo = 2 * i - (i & (stride - 1));
+          const int hi = lo + stride;
+          const bool descending = (lo & size) == 0;
+          const uint64_t a = keys[lo], b = keys[hi];
+          if ((a < b) == descending) {
+            keys[lo] = b;
+            keys[hi] = a;
+          }
+        }
+        __syncthreads();
       }
     }
-    __syncthreads();
-    FindBoundary(s, s.hist, bins, need_equal);
-    need_equal -= s.count_above;
-    score_prefix = (score_shift == 32 ? 0u : score_prefix << digit_bits) |
-                   static_cast<uint32_t>(s.boundary_bin);
-    score_shift = next;
-    __syncthreads();
   }
-  // score_prefix is the need_left-th best score key; need_equal keys equal to it are in.
-  uint32_t base = need - need_left, equal_seen = 0;
-  for (int chunk = 0; chunk < n; chunk += kThreads) {
-    const int i = chunk + threadIdx.x;
-    const uint32_t key = i < n ? static_cast<uint32_t>(s.candidates[i] >> 32) : 0;
-    const bool above = i < n && key > score_prefix;
-    const bool equal = i < n && key == score_prefix;
-    uint32_t offset = 0, total = 0;
-    Scan(s.scan).ExclusiveSum((above ? 1u : 0u) | (equal ? 1u << 16 : 0u), offset, total);
-    const uint32_t equal_rank = equal_seen + (offset >> 16);
-    const uint32_t equal_taken = min(equal_seen, need_equal);
-    const uint32_t equal_before = min(equal_rank, need_equal) - equal_taken;
-    if (above || (equal && equal_rank < need_equal)) {
-      s.selected[base + (offset & 0xFFFFu) + equal_before] = s.candidates[i];
-    }
-    const uint32_t equal_now = total >> 16;
-    base += (total & 0xFFFFu) + (min(equal_seen + equal_now, need_equal) - equal_taken);
-    equal_seen += equal_now;
-    __syncthreads();  // s.scan is reused
-  }
-}
 
-// Optional ordering of s.selected[0, need), then the output row.
-__device__ __forceinline__ void WriteRow(Shared& s, const TopkParams& p, int row, uint32_t need,
-                         const float* scores) {
-  const int n = static_cast<int>(need);
-  const bool by_index = p.sort_by_index || p.output == TopkOutput::kBlocks;
-  if (by_index || p.sort_by_score) {
-    int padded = 1;
-    while (padded < n) padded <<= 1;
-    for (int i = threadIdx.x; i < padded; i += kThreads) {
-      if (i >= n) {
-        s.selected[i] = 0;
-      } else if (by_index) {
-        s.selected[i] = 0xFFFFFFFFull - IndexOf(s.selected[i]) + 1;  // descending = ascending idx
+  // Histogram of digit (key >> next_shift) & (bins - 1) of the keys in [begin, end) whose bits
+  // above `shift` equal `prefix` (all keys when shift == 32). hist must be zeroed.
+  static __device__ __forceinline__ void HistogramPass(const float* scores, int64_t begin, int64_t end, uint32_t prefix,
+                                int shift, int digit_bits, uint32_t* hist) {
+    const int next_shift = shift - digit_bits;
+    const uint32_t mask = (1u << digit_bits) - 1;
+    // kItems loads per thread in flight before their atomics: the pass is latency-bound.
+    for (int64_t base = begin; base < end; base += kChunk) {
+      float value[kItems];
+  #pragma unroll
+      for (int u = 0; u < kItems; ++u) {
+        const int64_t i = base + u * kThreads + threadIdx.x;
+        value[u] = i < end ? scores[i] : 0.0f;
+      }
+  #pragma unroll
+      for (int u = 0; u < kItems; ++u) {
+        const int64_t i = base + u * kThreads + threadIdx.x;
+        const uint32_t key = ScoreKey(value[u]);
+        const bool match = i < end && (shift == 32 || (key >> shift) == prefix);
+        if (match) atomicAdd(&hist[(key >> next_shift) & mask], 1u);
       }
     }
-    __syncthreads();
-    if (padded > 1) SortDescending(s.selected, padded);
-    if (by_index) {
+  }
+
+  // Index-order pass over [begin, end): keys above the bucket (high bits > prefix) go to
+  // selected[above_base ...], the bucket's keys to candidates[bucket_base ...] (in_shared), or, for
+  // one exact score too frequent for shared memory, the lowest need_left of them to
+  // selected[need - need_left + ...]. Positions are block scans: the order is deterministic.
+  // selected and candidates may live in another CTA's shared memory (cluster path).
+  static __device__ __forceinline__ void EmitPass(Shared& s, const float* scores, int64_t begin, int64_t end,
+                           uint32_t prefix, int shift, bool in_shared, uint32_t need,
+                           uint32_t need_left, uint64_t* selected, uint64_t* candidates,
+                           uint32_t above_base, uint32_t bucket_base) {
+    for (int64_t chunk = begin; chunk < end; chunk += kChunk) {
+      uint32_t key[kItems];
+      uint32_t kind[kItems];  // 0 none, 1 above, 2 bucket
+      uint32_t packed = 0;    // above count | bucket count << 16
+  #pragma unroll
+      for (int i = 0; i < kItems; ++i) {
+        const int64_t idx = chunk + threadIdx.x * kItems + i;
+        kind[i] = 0;
+        key[i] = 0;
+        if (idx < end) {
+          key[i] = ScoreKey(scores[idx]);
+          const uint32_t high = shift == 32 ? 0u : key[i] >> shift;
+          kind[i] = high > prefix ? 1u : (high == prefix ? 2u : 0u);
+        }
+        packed += kind[i] == 1 ? 1u : (kind[i] == 2 ? (1u << 16) : 0u);
+      }
+      uint32_t offset = 0, total = 0;
+      Scan(s.scan).ExclusiveSum(packed, offset, total);
+      uint32_t above_pos = above_base + (offset & 0xFFFFu);
+      uint32_t bucket_pos = bucket_base + (offset >> 16);
+  #pragma unroll
+      for (int i = 0; i < kItems; ++i) {
+        const uint32_t idx = static_cast<uint32_t>(chunk + threadIdx.x * kItems + i);
+        if (kind[i] == 1) {
+          selected[above_pos++] = OrderKey(key[i], idx);
+        } else if (kind[i] == 2) {
+          if (in_shared) {
+            candidates[bucket_pos] = OrderKey(key[i], idx);
+          } else if (bucket_pos < need_left) {
+            selected[need - need_left + bucket_pos] = OrderKey(key[i], idx);
+          }
+          ++bucket_pos;
+        }
+      }
+      above_base += total & 0xFFFFu;
+      bucket_base += total >> 16;
+      __syncthreads();  // s.scan is reused
+    }
+  }
+
+  // The need_left best of the bucket's n keys in s.candidates (collected in index order), into
+  // s.selected[need - need_left ...]: finish the score bits below the prefix (11 at a time), then
+  // take every key above that score and, of the keys equal to it, the first ones in bucket order.
+  static __device__ __forceinline__ void FinishBucket(Shared& s, uint32_t need, uint32_t need_left, int n, uint32_t prefix,
+                               int shift) {
+    uint32_t score_prefix = prefix;
+    int score_shift = shift;
+    uint32_t need_equal = need_left;
+    while (score_shift > 0) {
+      const int digit_bits = min(11, score_shift);
+      const int next = score_shift - digit_bits;
+      const int bins = 1 << digit_bits;
+      for (int i = threadIdx.x; i < bins; i += kThreads) s.hist[i] = 0;
+      __syncthreads();
       for (int i = threadIdx.x; i < n; i += kThreads) {
-        s.selected[i] = OrderKey(0, static_cast<uint32_t>(0xFFFFFFFFull - (s.selected[i] - 1)));
+        const uint32_t key = static_cast<uint32_t>(s.candidates[i] >> 32);
+        if (score_shift == 32 || (key >> score_shift) == score_prefix) {
+          atomicAdd(&s.hist[(key >> next) & (bins - 1)], 1u);
+        }
       }
       __syncthreads();
-    }
-  }
-  int32_t* out = p.out + int64_t{row} * p.out_stride;
-  float* out_scores = p.out_scores ? p.out_scores + int64_t{row} * p.out_stride : nullptr;
-  if (p.output == TopkOutput::kBlocks) {
-    // Block 0, the selected blocks (ascending, all > 0), the own block, then -1.
-    const int own = p.own[row];
-    const int head = own >= 0 ? 1 : 0;
-    const int tail = own > 0 ? 1 : 0;
-    for (int i = threadIdx.x; i < p.out_stride; i += kThreads) {
-      int32_t value = -1;
-      if (i == 0 && head) {
-        value = 0;
-      } else if (i >= head && i < head + n) {
-        value = OutputValue(p, row, IndexOf(s.selected[i - head]), 0, nullptr);
-      } else if (i == head + n && tail) {
-        value = own;
-      }
-      out[i] = value;
-    }
-    if (p.hi2 != nullptr && threadIdx.x == 0) {
-      // Stage 2's candidate range: every selected block whole, the own block up to the query.
-      const int count = head + n + tail;
-      p.lo2[row] = 0;
-      p.hi2[row] = own < 0 ? 0 : (count - 1) * p.block_size + (p.length[row] - own * p.block_size);
-    }
-    return;
-  }
-  // Row constants, loaded once: the output stores might alias them. The block list goes to
-  // shared memory (the histogram is free by now) when it fits.
-  const int32_t add = p.add ? p.add[row] : 0;
-  const int32_t* blocks = nullptr;
-  if (p.output == TopkOutput::kCandidate) {
-    const int32_t* row_blocks = p.blocks + int64_t{row} * p.blocks_stride;
-    blocks = row_blocks;
-    if (p.blocks_stride <= kMaxBins) {
-      int32_t* cached = reinterpret_cast<int32_t*>(s.hist);
-      for (int i = threadIdx.x; i < p.blocks_stride; i += kThreads) cached[i] = row_blocks[i];
+      FindBoundary(s, s.hist, bins, need_equal);
+      need_equal -= s.count_above;
+      score_prefix = (score_shift == 32 ? 0u : score_prefix << digit_bits) |
+                     static_cast<uint32_t>(s.boundary_bin);
+      score_shift = next;
       __syncthreads();
-      blocks = cached;
+    }
+    // score_prefix is the need_left-th best score key; need_equal keys equal to it are in.
+    uint32_t base = need - need_left, equal_seen = 0;
+    for (int chunk = 0; chunk < n; chunk += kThreads) {
+      const int i = chunk + threadIdx.x;
+      const uint32_t key = i < n ? static_cast<uint32_t>(s.candidates[i] >> 32) : 0;
+      const bool above = i < n && key > score_prefix;
+      const bool equal = i < n && key == score_prefix;
+      uint32_t offset = 0, total = 0;
+      Scan(s.scan).ExclusiveSum((above ? 1u : 0u) | (equal ? 1u << 16 : 0u), offset, total);
+      const uint32_t equal_rank = equal_seen + (offset >> 16);
+      const uint32_t equal_taken = min(equal_seen, need_equal);
+      const uint32_t equal_before = min(equal_rank, need_equal) - equal_taken;
+      if (above || (equal && equal_rank < need_equal)) {
+        s.selected[base + (offset & 0xFFFFu) + equal_before] = s.candidates[i];
+      }
+      const uint32_t equal_now = total >> 16;
+      base += (total & 0xFFFFu) + (min(equal_seen + equal_now, need_equal) - equal_taken);
+      equal_seen += equal_now;
+      __syncthreads();  // s.scan is reused
     }
   }
-  for (int i = threadIdx.x; i < p.out_stride; i += kThreads) {
-    if (i < n) {
-      const uint32_t idx = IndexOf(s.selected[i]);
-      out[i] = OutputValue(p, row, idx, add, blocks);
-      if (out_scores) out_scores[i] = scores[idx];
-    } else {
-      out[i] = -1;
-      if (out_scores) out_scores[i] = __int_as_float(0x7fc00000);
-    }
-  }
-}
 
-// Every entry of a row of len <= k is selected.
-__device__ __forceinline__ void SelectAll(Shared& s, const TopkParams& p, const float* scores, int64_t len) {
-  for (int i = threadIdx.x; i < len; i += kThreads) {
-    s.selected[i] = OrderKey(p.sort_by_score ? ScoreKey(scores[i]) : 0u, i);
+  // Optional ordering of s.selected[0, need), then the output row.
+  static __device__ __forceinline__ void WriteRow(Shared& s, const TopkParams& p, int row, uint32_t need,
+                           const float* scores) {
+    const int n = static_cast<int>(need);
+    const bool by_index = p.sort_by_index || p.output == TopkOutput::kBlocks;
+    if (by_index || p.sort_by_score) {
+      int padded = 1;
+      while (padded < n) padded <<= 1;
+      for (int i = threadIdx.x; i < padded; i += kThreads) {
+        if (i >= n) {
+          s.selected[i] = 0;
+        } else if (by_index) {
+          s.selected[i] = 0xFFFFFFFFull - IndexOf(s.selected[i]) + 1;  // descending = ascending idx
+        }
+      }
+      __syncthreads();
+      if (padded > 1) SortDescending(s.selected, padded);
+      if (by_index) {
+        for (int i = threadIdx.x; i < n; i += kThreads) {
+          s.selected[i] = OrderKey(0, static_cast<uint32_t>(0xFFFFFFFFull - (s.selected[i] - 1)));
+        }
+        __syncthreads();
+      }
+    }
+    int32_t* out = p.out + int64_t{row} * p.out_stride;
+    float* out_scores = p.out_scores ? p.out_scores + int64_t{row} * p.out_stride : nullptr;
+    if (p.output == TopkOutput::kBlocks) {
+      // Block 0, the selected blocks (ascending, all > 0), the own block, then -1.
+      const int own = p.own[row];
+      const int head = own >= 0 ? 1 : 0;
+      const int tail = own > 0 ? 1 : 0;
+      for (int i = threadIdx.x; i < p.out_stride; i += kThreads) {
+        int32_t value = -1;
+        if (i == 0 && head) {
+          value = 0;
+        } else if (i >= head && i < head + n) {
+          value = OutputValue(p, row, IndexOf(s.selected[i - head]), 0, nullptr);
+        } else if (i == head + n && tail) {
+          value = own;
+        }
+        out[i] = value;
+      }
+      if (p.hi2 != nullptr && threadIdx.x == 0) {
+        // Stage 2's candidate range: every selected block whole, the own block up to the query.
+        const int count = head + n + tail;
+        p.lo2[row] = 0;
+        p.hi2[row] = own < 0 ? 0 : (count - 1) * p.block_size + (p.length[row] - own * p.block_size);
+      }
+      return;
+    }
+    // Row constants, loaded once: the output stores might alias them. The block list goes to
+    // shared memory (the histogram is free by now) when it fits.
+    const int32_t add = p.add ? p.add[row] : 0;
+    const int32_t* blocks = nullptr;
+    if (p.output == TopkOutput::kCandidate) {
+      const int32_t* row_blocks = p.blocks + int64_t{row} * p.blocks_stride;
+      blocks = row_blocks;
+      if (p.blocks_stride <= kMaxBins) {
+        int32_t* cached = reinterpret_cast<int32_t*>(s.hist);
+        for (int i = threadIdx.x; i < p.blocks_stride; i += kThreads) cached[i] = row_blocks[i];
+        __syncthreads();
+        blocks = cached;
+      }
+    }
+    for (int i = threadIdx.x; i < p.out_stride; i += kThreads) {
+      if (i < n) {
+        const uint32_t idx = IndexOf(s.selected[i]);
+        out[i] = OutputValue(p, row, idx, add, blocks);
+        if (out_scores) out_scores[i] = scores[idx];
+      } else {
+        out[i] = -1;
+        if (out_scores) out_scores[i] = __int_as_float(0x7fc00000);
+      }
+    }
   }
-  __syncthreads();
-}
+
+  // Every entry of a row of len <= k is selected.
+  static __device__ __forceinline__ void SelectAll(Shared& s, const TopkParams& p, const float* scores, int64_t len) {
+    for (int i = threadIdx.x; i < len; i += kThreads) {
+      s.selected[i] = OrderKey(p.sort_by_score ? ScoreKey(scores[i]) : 0u, i);
+    }
+    __syncthreads();
+  }
+
+};
+
+// Any row, k up to 4096: two CTAs per SM.
+using Wide = Topk<512, 4096, 6144, 1>;
+// Many short rows (HISA prefill's blocks and candidates), k up to 2048: four CTAs of 256 threads
+// per SM, so that more rows are in flight while each CTA waits on its passes and barriers (HISA
+// stage 1 top-k at 128K: 48 -> 28 us).
+using Narrow = Topk<256, 2048, 2048, 4>;
 
 // One CTA per row.
-__global__ void __launch_bounds__(kThreads) TopkKernel(const __grid_constant__ TopkParams p) {
+template <class K>
+__global__ void __launch_bounds__(K::kThreads, K::kMinBlocks)
+    TopkKernel(const __grid_constant__ TopkParams p) {
   extern __shared__ uint8_t smem_raw[];
-  Shared& s = *reinterpret_cast<Shared*>(smem_raw);
+  typename K::Shared& s = *reinterpret_cast<typename K::Shared*>(smem_raw);
   const int row = blockIdx.x;
   const int64_t len = max(0, p.hi[row] - p.lo[row]);
   const float* scores = p.scores + row * p.stride;
   const uint32_t need = static_cast<uint32_t>(min(int64_t{p.k}, len));
 
   if (len <= p.k) {
-    SelectAll(s, p, scores, len);
+    K::SelectAll(s, p, scores, len);
   } else {
     // 1. Narrow the bucket of the need-th key through histogram passes.
     uint32_t prefix = 0;  // the fixed high bits
@@ -359,30 +377,30 @@ __global__ void __launch_bounds__(kThreads) TopkKernel(const __grid_constant__ T
     for (int pass = 0; pass < 3; ++pass) {
       const int digit_bits = pass < 2 ? 11 : 10;
       const int bins = 1 << digit_bits;
-      for (int i = threadIdx.x; i < bins; i += kThreads) s.hist[i] = 0;
+      for (int i = threadIdx.x; i < bins; i += K::kThreads) s.hist[i] = 0;
       __syncthreads();
-      HistogramPass(scores, 0, len, prefix, shift, digit_bits, s.hist);
+      K::HistogramPass(scores, 0, len, prefix, shift, digit_bits, s.hist);
       __syncthreads();
-      FindBoundary(s, s.hist, bins, need_left);
+      K::FindBoundary(s, s.hist, bins, need_left);
       const int bin = s.boundary_bin;
       need_left -= s.count_above;
       bucket_count = s.hist[bin];
       prefix = (shift == 32 ? 0u : prefix << digit_bits) | static_cast<uint32_t>(bin);
       shift -= digit_bits;
       __syncthreads();  // everyone has read s.hist / s.boundary_bin
-      if (bucket_count <= kCandidateCap) break;
+      if (bucket_count <= K::kCandidateCap) break;
     }
-    const bool in_shared = bucket_count <= kCandidateCap;
+    const bool in_shared = bucket_count <= K::kCandidateCap;
     // 2. Keys above the bucket into the result, the bucket's keys into shared memory.
-    EmitPass(s, scores, 0, len, prefix, shift, in_shared, need, need_left, s.selected,
+    K::EmitPass(s, scores, 0, len, prefix, shift, in_shared, need, need_left, s.selected,
              s.candidates, 0, 0);
     // 3. The need_left best of the bucket.
     if (in_shared && need_left > 0) {
-      FinishBucket(s, need, need_left, static_cast<int>(bucket_count), prefix, shift);
+      K::FinishBucket(s, need, need_left, static_cast<int>(bucket_count), prefix, shift);
     }
     __syncthreads();
   }
-  WriteRow(s, p, row, need, scores);
+  K::WriteRow(s, p, row, need, scores);
 }
 
 
@@ -391,11 +409,12 @@ __global__ void __launch_bounds__(kThreads) TopkKernel(const __grid_constant__ T
 // and every CTA writes its slice's selected and bucket keys, in index order, into the shared
 // memory of CTA 0, which finishes the row like TopkKernel. Same result, same order.
 template <int kCluster>
-__global__ void __launch_bounds__(kThreads) TopkClusterKernel(const __grid_constant__ TopkParams p) {
+__global__ void __launch_bounds__(Wide::kThreads) TopkClusterKernel(const __grid_constant__ TopkParams p) {
   namespace cg = cooperative_groups;
+  using K = Wide;
   extern __shared__ uint8_t smem_raw[];
-  ClusterShared& cs = *reinterpret_cast<ClusterShared*>(smem_raw);
-  Shared& s = cs.s;
+  K::ClusterShared& cs = *reinterpret_cast<K::ClusterShared*>(smem_raw);
+  K::Shared& s = cs.s;
   cg::cluster_group cluster = cg::this_cluster();
   const int rank = static_cast<int>(cluster.block_rank());
   const int row = blockIdx.x / kCluster;
@@ -405,13 +424,13 @@ __global__ void __launch_bounds__(kThreads) TopkClusterKernel(const __grid_const
 
   if (len <= p.k) {  // the same for every CTA of the cluster
     if (rank != 0) return;
-    SelectAll(s, p, scores, len);
-    WriteRow(s, p, row, need, scores);
+    K::SelectAll(s, p, scores, len);
+    K::WriteRow(s, p, row, need, scores);
     return;
   }
   const int64_t per = (len + kCluster - 1) / kCluster;
   const int64_t begin = min(len, rank * per), end = min(len, begin + per);
-  Shared* rank0 = cluster.map_shared_rank(&s, 0);
+  K::Shared* rank0 = cluster.map_shared_rank(&s, 0);
 
   uint32_t prefix = 0;
   int shift = 32;
@@ -421,23 +440,23 @@ __global__ void __launch_bounds__(kThreads) TopkClusterKernel(const __grid_const
   for (int pass = 0; pass < 3; ++pass) {
     const int digit_bits = pass < 2 ? 11 : 10;
     const int bins = 1 << digit_bits;
-    for (int i = threadIdx.x; i < bins; i += kThreads) s.hist[i] = 0;
+    for (int i = threadIdx.x; i < bins; i += K::kThreads) s.hist[i] = 0;
     __syncthreads();
-    HistogramPass(scores, begin, end, prefix, shift, digit_bits, s.hist);
+    K::HistogramPass(scores, begin, end, prefix, shift, digit_bits, s.hist);
     cluster.sync();  // every slice's histogram is complete
-    for (int i = threadIdx.x; i < bins; i += kThreads) {
+    for (int i = threadIdx.x; i < bins; i += K::kThreads) {
       uint32_t sum = 0;
 #pragma unroll
       for (int r = 0; r < kCluster; ++r) sum += cluster.map_shared_rank(s.hist, r)[i];
       cs.total[i] = sum;
     }
     __syncthreads();
-    FindBoundary(s, cs.total, bins, need_left);
+    K::FindBoundary(s, cs.total, bins, need_left);
     const int bin = s.boundary_bin;
     uint32_t mine = 0;
-    for (int i = bin + 1 + threadIdx.x; i < bins; i += kThreads) mine += s.hist[i];
+    for (int i = bin + 1 + threadIdx.x; i < bins; i += K::kThreads) mine += s.hist[i];
     uint32_t before = 0, slice_above = 0;
-    Scan(s.scan).ExclusiveSum(mine, before, slice_above);  // this slice's keys above bin
+    K::Scan(s.scan).ExclusiveSum(mine, before, slice_above);  // this slice's keys above bin
     my_above += slice_above;
     need_left -= s.count_above;
     bucket_count = cs.total[bin];
@@ -446,31 +465,42 @@ __global__ void __launch_bounds__(kThreads) TopkClusterKernel(const __grid_const
     shift -= digit_bits;
     if (threadIdx.x == 0) s.my_above = my_above;
     cluster.sync();  // every CTA is done reading the others' histograms
-    if (bucket_count <= kCandidateCap) break;
+    if (bucket_count <= K::kCandidateCap) break;
   }
-  const bool in_shared = bucket_count <= kCandidateCap;
+  const bool in_shared = bucket_count <= K::kCandidateCap;
   // Where this slice's keys go: after the keys of the slices before it.
   uint32_t above_base = 0, bucket_base = 0;
   for (int r = 0; r < rank; ++r) {
-    const Shared* other = cluster.map_shared_rank(&s, r);
+    const K::Shared* other = cluster.map_shared_rank(&s, r);
     above_base += other->my_above;
     bucket_base += other->my_bucket;
   }
-  EmitPass(s, scores, begin, end, prefix, shift, in_shared, need, need_left, rank0->selected,
+  K::EmitPass(s, scores, begin, end, prefix, shift, in_shared, need, need_left, rank0->selected,
            rank0->candidates, above_base, bucket_base);
   cluster.sync();  // CTA 0 holds every slice's keys; the others are done reading shared memory
   if (rank != 0) return;
   if (in_shared && need_left > 0) {
-    FinishBucket(s, need, need_left, static_cast<int>(bucket_count), prefix, shift);
+    K::FinishBucket(s, need, need_left, static_cast<int>(bucket_count), prefix, shift);
   }
   __syncthreads();
-  WriteRow(s, p, row, need, scores);
+  K::WriteRow(s, p, row, need, scores);
+}
+
+template <class K>
+Status LaunchRows(const TopkParams& params, cudaStream_t stream) {
+  const int smem = static_cast<int>(sizeof(typename K::Shared));
+  static std::atomic<uint64_t> configured{0};
+  HISA_RETURN_IF_ERROR(
+      AllowSharedMemory(reinterpret_cast<const void*>(TopkKernel<K>), smem, &configured));
+  TopkKernel<K><<<params.rows, K::kThreads, smem, stream>>>(params);
+  HISA_CUDA_CHECK_LAUNCH("top-k kernel launch");
+  return {};
 }
 
 template <int kCluster>
 Status LaunchClusters(const TopkParams& params, cudaStream_t stream) {
   static std::atomic<uint64_t> configured{0};
-  const int smem = static_cast<int>(sizeof(ClusterShared));
+  const int smem = static_cast<int>(sizeof(Wide::ClusterShared));
   const void* kernel = reinterpret_cast<const void*>(TopkClusterKernel<kCluster>);
   HISA_RETURN_IF_ERROR(AllowSharedMemory(kernel, smem, &configured));
   if (kCluster > 8) {  // beyond the portable cluster size
@@ -479,7 +509,7 @@ Status LaunchClusters(const TopkParams& params, cudaStream_t stream) {
   }
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(params.rows) * kCluster);
-  config.blockDim = dim3(kThreads);
+  config.blockDim = dim3(Wide::kThreads);
   config.dynamicSmemBytes = static_cast<size_t>(smem);
   config.stream = stream;
   cudaLaunchAttribute attribute{};
@@ -497,9 +527,9 @@ Status LaunchClusters(const TopkParams& params, cudaStream_t stream) {
 
 Status LaunchTopk(const TopkParams& params, cudaStream_t stream) {
   if (params.rows == 0) return {};
-  if (params.k > kMaxK || params.out_stride > kMaxK + 2) {
+  if (params.k > Wide::kMaxK || params.out_stride > Wide::kMaxK + 2) {
     return core::Unsupported("top_k = {}: the CUDA backend selects at most {} keys", params.k,
-                             kMaxK);
+                             Wide::kMaxK);
   }
   DeviceInfo device;
   HISA_RETURN_IF_ERROR(CurrentDevice(&device));
@@ -512,13 +542,14 @@ Status LaunchTopk(const TopkParams& params, cudaStream_t stream) {
     if (per_row >= 4) return LaunchClusters<4>(params, stream);
     return LaunchClusters<2>(params, stream);
   }
-  const int smem = static_cast<int>(sizeof(Shared));
-  static std::atomic<uint64_t> configured{0};
-  HISA_RETURN_IF_ERROR(
-      AllowSharedMemory(reinterpret_cast<const void*>(TopkKernel), smem, &configured));
-  TopkKernel<<<params.rows, kThreads, smem, stream>>>(params);
-  HISA_CUDA_CHECK_LAUNCH("top-k kernel launch");
-  return {};
+  // Many rows (several waves) of at most kNarrowLength keys (known from max_len), k small
+  // enough: narrow CTAs, more rows in flight. A few rows are latency-bound: wide CTAs.
+  if (params.rows >= 2 * device.sm_count && params.max_len > 0 &&
+      params.max_len <= kNarrowLength && params.k <= Narrow::kMaxK &&
+      params.out_stride <= Narrow::kMaxK) {
+    return LaunchRows<Narrow>(params, stream);
+  }
+  return LaunchRows<Wide>(params, stream);
 }
 
 }  // namespace hisa::cuda
