@@ -97,6 +97,14 @@ int Segments(int64_t groups, int64_t max_len, int sm_count, int64_t min_keys = 1
   return static_cast<int>(best);
 }
 
+// Key segments per group for short rows (HISA stage 1's blocks): as many as fill the resident
+// CTAs once, at least one tile each; a second, partial round would cost more than it spreads.
+int OneRoundSegments(int64_t groups, int64_t max_len, int slots) {
+  if (groups <= 0) return 1;
+  const int64_t cap = std::max<int64_t>(1, max_len / kScoreTileKeys);
+  return static_cast<int>(std::clamp<int64_t>(slots / groups, 1, cap));
+}
+
 // Largest group (queries per CTA: 1, 2 or 4, at most 128 / H) that divides next_n.
 int DecodeGroup(int heads, int next_n) {
   for (int g = 128 / heads; g > 1; g /= 2) {
@@ -422,8 +430,8 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
     s1.w = job.w + t0 * cfg.num_heads;
     s1.num_queries = tc;
     s1.group_size = job.group;
-    s1.segments = Segments((tc + job.group - 1) / job.group, max_blocks, device.sm_count,
-                           kScoreTileKeys);
+    s1.segments = OneRoundSegments((tc + job.group - 1) / job.group, max_blocks,
+                                   device.sm_count * ScoreCtasPerSm(cfg.num_heads, job.group));
     s1.lo = lo1 + t0;
     s1.hi = hi1 + t0;
     s1.scores = scores1;

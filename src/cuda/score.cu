@@ -76,7 +76,7 @@ __device__ __forceinline__ void Wait(const Barrier& barrier, uint32_t phase, int
 // latency-bound with one CTA per SM). Wider groups run one CTA per SM with 5 stages.
 template <int kColumns>
 struct Config {
-  static constexpr int kCtasPerSm = kColumns <= 64 ? 2 : 1;
+  static constexpr int kCtasPerSm = ScoreCtasPerSm(kColumns, 1);
   static constexpr int kStages = kCtasPerSm == 2 ? 3 : 5;
   static constexpr int kQOffset = 0;                         // [2][128 rows][128 B]
   static constexpr int kKeyOffset = kQOffset + 2 * kQBytes;  // [kStages][kTileKeys][128 B]

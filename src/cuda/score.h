@@ -68,6 +68,10 @@ struct ScoreParams {
 Status LaunchScore(int heads, const ScoreParams& params, const CUtensorMap& q_map,
                    const CUtensorMap& k_map, cudaStream_t stream);
 
+/// Resident CTAs per SM of the scoring kernel for H heads and a group of queries per CTA: two
+/// when the group fills at most 64 columns.
+constexpr int ScoreCtasPerSm(int heads, int group_size) { return heads * group_size <= 64 ? 2 : 1; }
+
 /// Keys per tile of the scoring kernel (a segment of fewer keys is no cheaper).
 constexpr int kScoreTileKeys = 192;
 
