@@ -77,13 +77,12 @@ Status FillEmpty(void* ptr, size_t bytes, cudaStream_t stream) {
   return {};
 }
 
-// Key segments per group: enough items for every SM (at least two rounds when the rows are long
-// enough, segments of at least min_keys keys), choosing among the counts that qualify the one
-// whose last round of the persistent grid is fullest. Flat rows use segments of 1024 keys or
-// more; the short rows of HISA's two stages (blocks, candidates) split down to one tile.
-int Segments(int64_t groups, int64_t max_len, int sm_count, int64_t min_keys = 1024) {
+// Key segments per group of flat rows: enough items for every SM (at least two rounds when the
+// rows are long enough, segments of at least 1024 keys), choosing among the counts that qualify
+// the one whose last round of the persistent grid is fullest.
+int Segments(int64_t groups, int64_t max_len, int sm_count) {
   if (groups <= 0) return 1;
-  const int64_t cap = std::max<int64_t>(1, max_len / min_keys);
+  const int64_t cap = std::max<int64_t>(1, max_len / 1024);
   const int64_t least = std::clamp<int64_t>((2 * sm_count + groups - 1) / groups, 1, cap);
   if (least == 1) return 1;
   int64_t best = least;
@@ -97,7 +96,7 @@ int Segments(int64_t groups, int64_t max_len, int sm_count, int64_t min_keys = 1
   return static_cast<int>(best);
 }
 
-// Key segments per group for short rows (HISA stage 1's blocks): as many as fill the resident
+// Key segments per group for short rows (HISA's blocks and candidates): as many as fill the resident
 // CTAs once, at least one tile each; a second, partial round would cost more than it spreads.
 int OneRoundSegments(int64_t groups, int64_t max_len, int slots) {
   if (groups <= 0) return 1;
@@ -462,7 +461,8 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
     s2.w = job.w + t0 * cfg.num_heads;
     s2.num_queries = tc;
     s2.group_size = 1;
-    s2.segments = Segments(tc, int64_t{m} * B, device.sm_count, kScoreTileKeys);
+    s2.segments =
+        OneRoundSegments(tc, int64_t{m} * B, device.sm_count * ScoreCtasPerSm(cfg.num_heads, 1));
     s2.lo = lo2 + t0;
     s2.hi = hi2 + t0;
     s2.layout = KeyLayout::kBlocks;
