@@ -183,6 +183,19 @@ struct GuardedOutput {
   }
 };
 
+// Flat prefill on the GPU into a guarded output, checked against the CPU reference (tie-aware);
+// *got receives the indices.
+void RunFlatPrefillChecked(const Problem& p, const Batch& b, std::vector<int32_t>* got) {
+  GpuPrefill g(p, b);
+  GuardedOutput out(static_cast<int64_t>(b.ks.size()) * p.cfg.top_k);
+  ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, {out.data()}, Gpu()).ok());
+  *got = out.Get();
+  CheckOptions check;
+  check.rel_tol = kGpuRelTol;
+  const CheckResult r = CheckFlatPrefill(p.cfg, HostPrefill(p, b), got->data(), check);
+  EXPECT_TRUE(r.ok()) << r.first_failure;
+}
+
 TEST(Cuda, FlatPrefillMatchesReference) {
   SKIP_WITHOUT_GPU();
   for (int heads : {64, 32, 128}) {
@@ -190,14 +203,8 @@ TEST(Cuda, FlatPrefillMatchesReference) {
     Problem p = MakeProblem(heads, 37, 5000, 11 + heads);
     p.cfg.top_k = 256;
     const Batch b = MakeBatch({1000, 3000, 17, 983}, 37, 5, false);
-    GpuPrefill g(p, b);
-    GuardedOutput out(37 * p.cfg.top_k);
-    ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, {out.data()}, Gpu()).ok());
-    const std::vector<int32_t> got = out.Get();
-    CheckOptions check;
-    check.rel_tol = kGpuRelTol;
-    const CheckResult r = CheckFlatPrefill(p.cfg, HostPrefill(p, b), got.data(), check);
-    EXPECT_TRUE(r.ok()) << r.first_failure;
+    std::vector<int32_t> got;
+    ASSERT_NO_FATAL_FAILURE(RunFlatPrefillChecked(p, b, &got));
   }
 }
 
@@ -482,14 +489,8 @@ TEST(Cuda, FewLongRowsSplitAcrossCtas) {
     }
     p.cfg.top_k = 2048;
     const Batch b = MakeBatch({static_cast<int32_t>(kKeys)}, kQueries, 4, false);
-    GpuPrefill g(p, b);
-    GuardedOutput out(kQueries * p.cfg.top_k);
-    ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, {out.data()}, Gpu()).ok());
-    const std::vector<int32_t> got = out.Get();
-    CheckOptions check;
-    check.rel_tol = kGpuRelTol;
-    const CheckResult r = CheckFlatPrefill(p.cfg, HostPrefill(p, b), got.data(), check);
-    EXPECT_TRUE(r.ok()) << r.first_failure;
+    std::vector<int32_t> got;
+    ASSERT_NO_FATAL_FAILURE(RunFlatPrefillChecked(p, b, &got));
     if (!ties) continue;
     for (int64_t t = 0; t < kQueries; ++t) {
       const int32_t len = b.ke[t] - b.ks[t];
@@ -510,14 +511,8 @@ TEST(Cuda, LongRowOfOneMillionKeys) {
   Problem p = MakeProblem(32, 2, n, 13);
   p.cfg.top_k = 2048;
   const Batch b = MakeBatch({static_cast<int32_t>(n)}, 2, 1, true);
-  GpuPrefill g(p, b);
-  GuardedOutput out(2 * 2048);
-  ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, {out.data()}, Gpu()).ok());
-  const std::vector<int32_t> got = out.Get();
-  CheckOptions check;
-  check.rel_tol = kGpuRelTol;
-  const CheckResult r = CheckFlatPrefill(p.cfg, HostPrefill(p, b), got.data(), check);
-  EXPECT_TRUE(r.ok()) << r.first_failure;
+  std::vector<int32_t> got;
+  ASSERT_NO_FATAL_FAILURE(RunFlatPrefillChecked(p, b, &got));
 }
 
 TEST(Cuda, BadIndicesAreReportedNotRun) {

@@ -128,7 +128,9 @@ RunOptions TimedRun(const CudaBenchOptions& o) {
   return run;
 }
 
-void Fill(CudaBenchRow* row, std::vector<float> ms) {
+// The median and spread of the graph replays, and the plain-launch time.
+void Fill(CudaBenchRow* row, std::vector<float> ms, float eager) {
+  row->ms_eager = eager;
   std::sort(ms.begin(), ms.end());
   row->ms_median = ms[ms.size() / 2];
   row->ms_min = ms.front();
@@ -237,8 +239,7 @@ Status BenchPrefill(const CudaBenchOptions& o, int64_t context,
         [&](int c) { return FlatLogitsPrefill(cfg, inputs(c), logits.as<float>(), stride, run); },
         &ms, &eager));
     CudaBenchRow row = base_row("score");
-    Fill(&row, ms);
-    row.ms_eager = eager;
+    Fill(&row, ms, eager);
     row.pairs = flat_pairs;
     Rates(cfg, &row);
     rows->push_back(row);
@@ -249,8 +250,7 @@ Status BenchPrefill(const CudaBenchOptions& o, int64_t context,
         o.warmup, o.repeats, copies,
         [&](int c) { return FlatTopkPrefill(cfg, inputs(c), {indices.as<int32_t>()}, run); }, &ms, &eager));
     CudaBenchRow row = base_row("flat");
-    Fill(&row, ms);
-    row.ms_eager = eager;
+    Fill(&row, ms, eager);
     row.pairs = flat_pairs;
     row.workspace_bytes = static_cast<double>(workspace);
     Rates(cfg, &row);
@@ -270,8 +270,7 @@ Status BenchPrefill(const CudaBenchOptions& o, int64_t context,
         },
         &ms, &eager));
     CudaBenchRow pool = base_row("pool");
-    Fill(&pool, ms);
-    pool.ms_eager = eager;
+    Fill(&pool, ms, eager);
     pool.key_gbytes_s = context * (cfg.head_dim + 4.0) / (pool.ms_median * 1e-3) / 1e9;
     rows->push_back(pool);
     run.workspace_bytes = &workspace;
@@ -282,8 +281,7 @@ Status BenchPrefill(const CudaBenchOptions& o, int64_t context,
         o.warmup, o.repeats, copies,
         [&](int c) { return HisaTopkPrefill(cfg, inputs(c), pooled(c), out, run); }, &ms, &eager));
     CudaBenchRow row = base_row("hisa");
-    Fill(&row, ms);
-    row.ms_eager = eager;
+    Fill(&row, ms, eager);
     std::vector<int32_t> host_blocks(T * cfg.block_budget);
     BENCH_CUDA(cudaMemcpy(host_blocks.data(), blocks.as<int32_t>(), host_blocks.size() * 4,
                           cudaMemcpyDeviceToHost));
@@ -385,8 +383,7 @@ Status BenchDecode(const CudaBenchOptions& o, int64_t context, int32_t batch, in
         o.warmup, o.repeats, copies,
         [&](int c) { return FlatTopkDecode(cfg, inputs(c), {indices.as<int32_t>()}, run); }, &ms, &eager));
     CudaBenchRow row = base_row("flat");
-    Fill(&row, ms);
-    row.ms_eager = eager;
+    Fill(&row, ms, eager);
     row.pairs = flat_pairs;
     row.workspace_bytes = static_cast<double>(workspace);
     Rates(cfg, &row);
@@ -409,8 +406,7 @@ Status BenchDecode(const CudaBenchOptions& o, int64_t context, int32_t batch, in
         },
         &ms, &eager));
     CudaBenchRow row = base_row("hisa");
-    Fill(&row, ms);
-    row.ms_eager = eager;
+    Fill(&row, ms, eager);
     std::vector<int32_t> host_blocks(T * cfg.block_budget);
     BENCH_CUDA(cudaMemcpy(host_blocks.data(), blocks.as<int32_t>(), host_blocks.size() * 4,
                           cudaMemcpyDeviceToHost));

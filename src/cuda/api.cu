@@ -136,17 +136,14 @@ Status ValidatePagedOnHost(const IndexerConfig& cfg, const PagedKeys& cache,
   return {};
 }
 
-struct Ranges {
-  QueryRanges r;
-  Status Allocate(Scratch& scratch, int64_t n) {
-    HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r.lo));
-    HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r.hi));
-    HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r.base));
-    HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r.length));
-    HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r.own));
-    return {};
-  }
-};
+Status AllocateRanges(Scratch& scratch, int64_t n, QueryRanges* r) {
+  HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->lo));
+  HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->hi));
+  HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->base));
+  HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->length));
+  HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->own));
+  return {};
+}
 
 void ReportWorkspace(const RunOptions& opts, const Scratch& scratch) {
   if (opts.workspace_bytes) *opts.workspace_bytes = scratch.bytes();
@@ -248,7 +245,7 @@ struct FlatJob {
   const void* q;      // [T, H, 128]
   const float* w;     // [T, H]
   int32_t num_queries;
-  QueryRanges ranges;  // lo/hi/base filled
+  QueryRanges ranges;  // flat ranges: lo/hi/base/length filled (own by HISA stage 1)
   int32_t max_len;
   ScoreParams score;   // key fields filled (layout, kscale, paging)
   CUtensorMap k_map;
@@ -309,36 +306,59 @@ Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
   return {};
 }
 
-// The flat job of a prefill batch (keys as rows; relative or absolute positions).
-Status PrefillFlatJob(const IndexerConfig& cfg, const PrefillInputs& in, const QueryRanges& r,
-                      int32_t max_len, const TopkOutputs& out, const RunOptions& opts,
-                      FlatJob* job) {
+// Validates a prefill batch (pooled_k: HISA's pooled keys, checked for alignment, or null),
+// prepares its ranges and its flat job (keys as rows; relative or absolute positions). *done when
+// there is nothing to run (no query, or no visible key: outputs filled).
+Status SetUpPrefill(const IndexerConfig& cfg, const PrefillInputs& in, const void* pooled_k,
+                    const TopkOutputs& out, const RunOptions& opts, Scratch& scratch,
+                    FlatJob* job, bool* done) {
+  cudaStream_t stream = StreamOf(opts);
+  const int32_t T = static_cast<int32_t>(in.num_queries);
+  const int64_t N = in.keys.num_keys;
+  *done = true;
+  if (T == 0) return {};
+  int32_t max_len = 0;
+  HISA_RETURN_IF_ERROR(CheckPrefillOnDevice(cfg, in, pooled_k, opts, &max_len));
+  if (N == 0 || max_len == 0) return FillEmptyOutputs(cfg, T, out, stream);
+  *done = false;
+  HISA_RETURN_IF_ERROR(AllocateRanges(scratch, T, &job->ranges));
+  HISA_RETURN_IF_ERROR(PrepareFlatPrefill(in.ks, in.ke, T, N, max_len, job->ranges, stream));
   job->cfg = &cfg;
   job->q = in.q;
   job->w = in.w;
-  job->num_queries = static_cast<int32_t>(in.num_queries);
-  job->ranges = r;
+  job->num_queries = T;
   job->max_len = max_len;
-  job->score = RowKeys(in.keys.num_keys, in.keys.kscale);
-  HISA_RETURN_IF_ERROR(
-      MakeRowMap(&job->k_map, in.keys.k, in.keys.num_keys, kHeadDim, job->score.box_rows));
+  job->score = RowKeys(N, in.keys.kscale);
+  HISA_RETURN_IF_ERROR(MakeRowMap(&job->k_map, in.keys.k, N, kHeadDim, job->score.box_rows));
   job->group = kQueryRowsPerCta / cfg.num_heads;
   job->output = TopkOutput::kIndex;
   job->out = &out;
   job->opts = &opts;
-  job->topk.add = opts.positions == PositionBase::kAbsolute ? r.base : nullptr;
+  job->topk.add = opts.positions == PositionBase::kAbsolute ? job->ranges.base : nullptr;
   return {};
 }
 
-// The flat job of a decode batch (paged keys; positions or, absolute, paged rows).
-Status DecodeFlatJob(const IndexerConfig& cfg, const DecodeInputs& in, const QueryRanges& r,
-                     int32_t max_len, const TopkOutputs& out, const RunOptions& opts,
-                     FlatJob* job) {
+// The same for a decode batch (paged keys; positions or, absolute, paged rows).
+Status SetUpDecode(const IndexerConfig& cfg, const DecodeInputs& in, const void* pooled_k,
+                   const TopkOutputs& out, const RunOptions& opts, Scratch& scratch,
+                   FlatJob* job, bool* done) {
+  HISA_RETURN_IF_ERROR(CheckPageSize(in.cache.page_size));
+  cudaStream_t stream = StreamOf(opts);
+  const int32_t T = in.seqs.num_seqs * in.next_n;
+  *done = true;
+  if (T == 0) return {};
+  int64_t capacity = 0;
+  int32_t max_len = 0;
+  HISA_RETURN_IF_ERROR(CheckDecodeOnDevice(cfg, in, pooled_k, opts, &capacity, &max_len));
+  if (in.cache.num_pages == 0 || max_len == 0) return FillEmptyOutputs(cfg, T, out, stream);
+  *done = false;
+  HISA_RETURN_IF_ERROR(AllocateRanges(scratch, T, &job->ranges));
+  HISA_RETURN_IF_ERROR(PrepareFlatDecode(in.seqs.context_lens, in.seqs.num_seqs, in.next_n,
+                                         capacity, job->ranges, stream));
   job->cfg = &cfg;
   job->q = in.q;
   job->w = in.w;
-  job->num_queries = in.seqs.num_seqs * in.next_n;
-  job->ranges = r;
+  job->num_queries = T;
   job->max_len = max_len;
   job->score = PagedKeyFields(in);
   HISA_RETURN_IF_ERROR(MakeRowMap(&job->k_map, in.cache.k, job->score.num_rows, kHeadDim,
@@ -361,38 +381,26 @@ bool EveryBlockFits(const IndexerConfig& cfg, int32_t max_len) {
   return int64_t{max_len} <= int64_t{cfg.block_budget} * cfg.block_size;
 }
 
-Status RunFlatForHisa(const IndexerConfig& cfg, FlatJob& job, const QueryRanges& r, int32_t T,
-                      const TopkOutputs& out, const RunOptions& opts, Scratch& scratch,
-                      cudaStream_t stream) {
+// HISA's result when every block fits: flat's indices, and every block up to the own one.
+Status RunFlatForHisa(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
   HISA_RETURN_IF_ERROR(RunFlat(job, scratch, stream));
-  if (out.blocks != nullptr) {
-    HISA_RETURN_IF_ERROR(
-        PrepareAllBlocks(T, cfg.block_size, cfg.block_budget, r, out.blocks, stream));
-  }
-  ReportWorkspace(opts, scratch);
-  return {};
+  const IndexerConfig& cfg = *job.cfg;
+  if (job.out->blocks == nullptr) return {};
+  return PrepareAllBlocks(job.num_queries, cfg.block_size, cfg.block_budget, job.ranges,
+                          job.out->blocks, stream);
 }
 
 // ---- HISA pipeline --------------------------------------------------------------------------------
 
 struct HisaJob {
-  const IndexerConfig* cfg;
-  const void* q;
-  const float* w;
-  int32_t num_queries;
-  QueryRanges ranges;       // lo/hi/base/length filled (flat ranges)
+  FlatJob flat;             // queries, flat ranges, outputs; its keys are stage 2's (read as kBlocks)
   bool paged;
-  int32_t group;            // stage-1 queries per CTA
-  ScoreParams keys;         // stage-2 key fields (paging, kscale, rows)
-  CUtensorMap k_map;        // keys, box of min(P, 64) rows (or 64)
   ScoreParams pooled_keys;  // stage-1 key fields
   CUtensorMap pooled_map;
-  const TopkOutputs* out;
-  const RunOptions* opts;
-  int32_t max_len;
 };
 
-Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
+Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
+  const FlatJob& job = hisa.flat;
   const IndexerConfig& cfg = *job.cfg;
   DeviceInfo device;
   HISA_RETURN_IF_ERROR(CurrentDevice(&device));
@@ -407,7 +415,7 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
   HISA_RETURN_IF_ERROR(scratch.Allocate(T, &hi2));
   blocks = job.out->blocks;
   if (blocks == nullptr) HISA_RETURN_IF_ERROR(scratch.Allocate(int64_t{T} * m, &blocks));
-  HISA_RETURN_IF_ERROR(PrepareHisaStage1(T, B, job.paged, job.ranges, lo1, hi1, stream));
+  HISA_RETURN_IF_ERROR(PrepareHisaStage1(T, B, hisa.paged, job.ranges, lo1, hi1, stream));
 
   // Scores of both stages, in query chunks within the budget.
   const int64_t stride1 = RoundUp(max_blocks, 4);
@@ -425,7 +433,7 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
       return table ? table + (t0 / next_n) * int64_t{stride} : nullptr;
     };
     // 1. Block scores J over the complete blocks 1 .. o-1.
-    ScoreParams s1 = job.pooled_keys;
+    ScoreParams s1 = hisa.pooled_keys;
     s1.w = job.w + t0 * cfg.num_heads;
     s1.num_queries = tc;
     s1.group_size = job.group;
@@ -437,7 +445,7 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
     s1.score_stride = stride1;
     s1.block_table = table_at(s1.block_table, s1.bt_stride, s1.next_n);
     HISA_RETURN_IF_ERROR(
-        LaunchScore(cfg.num_heads, s1, q_map, job.pooled_map, stream));
+        LaunchScore(cfg.num_heads, s1, q_map, hisa.pooled_map, stream));
     // 2. Keep block 0, the own block and the m - 2 best others.
     TopkParams t1;
     t1.scores = scores1;
@@ -457,7 +465,7 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
     t1.block_size = B;
     HISA_RETURN_IF_ERROR(LaunchTopk(t1, stream));
     // 3. Token scores over the selected blocks' keys, one query per CTA.
-    ScoreParams s2 = job.keys;
+    ScoreParams s2 = job.score;
     s2.w = job.w + t0 * cfg.num_heads;
     s2.num_queries = tc;
     s2.group_size = 1;
@@ -470,7 +478,7 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
     s2.blocks_stride = m;
     s2.block_size = B;
     s2.row_base = job.ranges.base + t0;
-    s2.blocks_paged = job.paged;
+    s2.blocks_paged = hisa.paged;
     s2.block_table = table_at(s2.block_table, s2.bt_stride, s2.next_n);
     s2.scores = scores2;
     s2.score_stride = stride2;
@@ -493,12 +501,12 @@ Status RunHisa(HisaJob& job, Scratch& scratch, cudaStream_t stream) {
     t2.blocks_stride = m;
     t2.block_size = B;
     const bool absolute = job.opts->positions == PositionBase::kAbsolute;
-    t2.add = absolute && !job.paged ? job.ranges.base + t0 : nullptr;
-    t2.paged = absolute && job.paged;
-    t2.block_table = table_at(job.keys.block_table, job.keys.bt_stride, job.keys.next_n);
-    t2.bt_stride = job.keys.bt_stride;
-    t2.page_size = job.keys.page_size;
-    t2.next_n = job.keys.next_n;
+    t2.add = absolute && !hisa.paged ? job.ranges.base + t0 : nullptr;
+    t2.paged = absolute && hisa.paged;
+    t2.block_table = table_at(job.score.block_table, job.score.bt_stride, job.score.next_n);
+    t2.bt_stride = job.score.bt_stride;
+    t2.page_size = job.score.page_size;
+    t2.next_n = job.score.next_n;
     HISA_RETURN_IF_ERROR(LaunchTopk(t2, stream));
   }
   return {};
@@ -536,20 +544,12 @@ bool Available(std::string* why) {
 Status FlatTopkPrefill(const IndexerConfig& cfg, const PrefillInputs& in, const TopkOutputs& out,
                        const RunOptions& opts) {
   HISA_RETURN_IF_ERROR(CheckSupport(cfg, false));
-  cudaStream_t stream = StreamOf(opts);
-  const int32_t T = static_cast<int32_t>(in.num_queries);
-  const int64_t N = in.keys.num_keys;
-  if (T == 0) return {};
-  int32_t max_len = 0;
-  HISA_RETURN_IF_ERROR(CheckPrefillOnDevice(cfg, in, nullptr, opts, &max_len));
-  if (N == 0 || max_len == 0) return FillEmptyOutputs(cfg, T, out, stream);
-  Scratch scratch(stream);
-  Ranges ranges;
-  HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
-  HISA_RETURN_IF_ERROR(PrepareFlatPrefill(in.ks, in.ke, T, N, max_len, ranges.r, stream));
+  Scratch scratch(StreamOf(opts));
   FlatJob job{};
-  HISA_RETURN_IF_ERROR(PrefillFlatJob(cfg, in, ranges.r, max_len, out, opts, &job));
-  HISA_RETURN_IF_ERROR(RunFlat(job, scratch, stream));
+  bool done = false;
+  HISA_RETURN_IF_ERROR(SetUpPrefill(cfg, in, nullptr, out, opts, scratch, &job, &done));
+  if (done) return {};
+  HISA_RETURN_IF_ERROR(RunFlat(job, scratch, StreamOf(opts)));
   ReportWorkspace(opts, scratch);
   return {};
 }
@@ -557,22 +557,12 @@ Status FlatTopkPrefill(const IndexerConfig& cfg, const PrefillInputs& in, const 
 Status FlatTopkDecode(const IndexerConfig& cfg, const DecodeInputs& in, const TopkOutputs& out,
                       const RunOptions& opts) {
   HISA_RETURN_IF_ERROR(CheckSupport(cfg, false));
-  HISA_RETURN_IF_ERROR(CheckPageSize(in.cache.page_size));
-  cudaStream_t stream = StreamOf(opts);
-  const int32_t T = in.seqs.num_seqs * in.next_n;
-  if (T == 0) return {};
-  int64_t capacity = 0;
-  int32_t max_len = 0;
-  HISA_RETURN_IF_ERROR(CheckDecodeOnDevice(cfg, in, nullptr, opts, &capacity, &max_len));
-  if (in.cache.num_pages == 0 || max_len == 0) return FillEmptyOutputs(cfg, T, out, stream);
-  Scratch scratch(stream);
-  Ranges ranges;
-  HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
-  HISA_RETURN_IF_ERROR(PrepareFlatDecode(in.seqs.context_lens, in.seqs.num_seqs, in.next_n,
-                                         capacity, ranges.r, stream));
+  Scratch scratch(StreamOf(opts));
   FlatJob job{};
-  HISA_RETURN_IF_ERROR(DecodeFlatJob(cfg, in, ranges.r, max_len, out, opts, &job));
-  HISA_RETURN_IF_ERROR(RunFlat(job, scratch, stream));
+  bool done = false;
+  HISA_RETURN_IF_ERROR(SetUpDecode(cfg, in, nullptr, out, opts, scratch, &job, &done));
+  if (done) return {};
+  HISA_RETURN_IF_ERROR(RunFlat(job, scratch, StreamOf(opts)));
   ReportWorkspace(opts, scratch);
   return {};
 }
@@ -582,39 +572,21 @@ Status HisaTopkPrefill(const IndexerConfig& cfg, const PrefillInputs& in,
                        const RunOptions& opts) {
   HISA_RETURN_IF_ERROR(CheckSupport(cfg, true));
   cudaStream_t stream = StreamOf(opts);
-  const int32_t T = static_cast<int32_t>(in.num_queries);
-  const int64_t N = in.keys.num_keys;
-  if (T == 0) return {};
-  int32_t max_len = 0;
-  HISA_RETURN_IF_ERROR(CheckPrefillOnDevice(cfg, in, pooled.num_slots > 0 ? pooled.k : nullptr,
-                                            opts, &max_len));
-  if (N == 0 || max_len == 0) return FillEmptyOutputs(cfg, T, out, stream);
   Scratch scratch(stream);
-  Ranges ranges;
-  HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
-  HISA_RETURN_IF_ERROR(PrepareFlatPrefill(in.ks, in.ke, T, N, max_len, ranges.r, stream));
-  if (EveryBlockFits(cfg, max_len)) {
-    FlatJob flat{};
-    HISA_RETURN_IF_ERROR(PrefillFlatJob(cfg, in, ranges.r, max_len, out, opts, &flat));
-    return RunFlatForHisa(cfg, flat, ranges.r, T, out, opts, scratch, stream);
-  }
   HisaJob job{};
-  job.cfg = &cfg;
-  job.q = in.q;
-  job.w = in.w;
-  job.num_queries = T;
-  job.ranges = ranges.r;
-  job.paged = false;
-  job.group = kQueryRowsPerCta / cfg.num_heads;
-  job.max_len = max_len;
-  job.keys = RowKeys(N, in.keys.kscale);
-  HISA_RETURN_IF_ERROR(MakeRowMap(&job.k_map, in.keys.k, N, kHeadDim, job.keys.box_rows));
-  job.pooled_keys = RowKeys(pooled.num_slots, pooled.kscale);
-  HISA_RETURN_IF_ERROR(MakeRowMap(&job.pooled_map, pooled.k, pooled.num_slots, kHeadDim,
-                                  job.pooled_keys.box_rows));
-  job.out = &out;
-  job.opts = &opts;
-  HISA_RETURN_IF_ERROR(RunHisa(job, scratch, stream));
+  bool done = false;
+  HISA_RETURN_IF_ERROR(SetUpPrefill(cfg, in, pooled.num_slots > 0 ? pooled.k : nullptr, out, opts,
+                                    scratch, &job.flat, &done));
+  if (done) return {};
+  if (EveryBlockFits(cfg, job.flat.max_len)) {
+    HISA_RETURN_IF_ERROR(RunFlatForHisa(job.flat, scratch, stream));
+  } else {
+    job.paged = false;
+    job.pooled_keys = RowKeys(pooled.num_slots, pooled.kscale);
+    HISA_RETURN_IF_ERROR(MakeRowMap(&job.pooled_map, pooled.k, pooled.num_slots, kHeadDim,
+                                    job.pooled_keys.box_rows));
+    HISA_RETURN_IF_ERROR(RunHisa(job, scratch, stream));
+  }
   ReportWorkspace(opts, scratch);
   return {};
 }
@@ -623,52 +595,33 @@ Status HisaTopkDecode(const IndexerConfig& cfg, const DecodeInputs& in,
                       const ConstPooledKeys& pooled, const TopkOutputs& out,
                       const RunOptions& opts) {
   HISA_RETURN_IF_ERROR(CheckSupport(cfg, true));
-  HISA_RETURN_IF_ERROR(CheckPageSize(in.cache.page_size));
   cudaStream_t stream = StreamOf(opts);
-  const int32_t T = in.seqs.num_seqs * in.next_n;
-  if (T == 0) return {};
-  int64_t capacity = 0;
-  int32_t max_len = 0;
-  HISA_RETURN_IF_ERROR(CheckDecodeOnDevice(cfg, in, pooled.num_slots > 0 ? pooled.k : nullptr,
-                                           opts, &capacity, &max_len));
-  if (in.cache.num_pages == 0 || max_len == 0) return FillEmptyOutputs(cfg, T, out, stream);
   Scratch scratch(stream);
-  Ranges ranges;
-  HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
-  HISA_RETURN_IF_ERROR(PrepareFlatDecode(in.seqs.context_lens, in.seqs.num_seqs, in.next_n,
-                                         capacity, ranges.r, stream));
-  if (EveryBlockFits(cfg, max_len)) {
-    FlatJob flat{};
-    HISA_RETURN_IF_ERROR(DecodeFlatJob(cfg, in, ranges.r, max_len, out, opts, &flat));
-    return RunFlatForHisa(cfg, flat, ranges.r, T, out, opts, scratch, stream);
-  }
-  const int32_t P = in.cache.page_size;
   HisaJob job{};
-  job.cfg = &cfg;
-  job.q = in.q;
-  job.w = in.w;
-  job.num_queries = T;
-  job.ranges = ranges.r;
-  job.paged = true;
-  job.group = DecodeGroup(cfg.num_heads, in.next_n);
-  job.max_len = max_len;
-  job.keys = PagedKeyFields(in);  // stage 2 reads them as kBlocks, through the same pages
-  HISA_RETURN_IF_ERROR(
-      MakeRowMap(&job.k_map, in.cache.k, job.keys.num_rows, kHeadDim, job.keys.box_rows));
-  job.pooled_keys = job.keys;
-  job.pooled_keys.layout = KeyLayout::kPooledPaged;
-  job.pooled_keys.box_rows = 1;
-  job.pooled_keys.num_rows = pooled.num_slots;
-  job.pooled_keys.kscale = pooled.kscale;
-  job.pooled_keys.row_copies = true;
-  job.pooled_keys.key_rows = static_cast<const uint8_t*>(pooled.k);
-  job.pooled_keys.block_size = cfg.block_size;
-  job.pooled_keys.slots_per_page = std::max(1, P / cfg.block_size);
-  job.pooled_keys.pages_per_block = std::max(1, cfg.block_size / P);
-  HISA_RETURN_IF_ERROR(MakeRowMap(&job.pooled_map, pooled.k, pooled.num_slots, kHeadDim, 1));
-  job.out = &out;
-  job.opts = &opts;
-  HISA_RETURN_IF_ERROR(RunHisa(job, scratch, stream));
+  bool done = false;
+  HISA_RETURN_IF_ERROR(SetUpDecode(cfg, in, pooled.num_slots > 0 ? pooled.k : nullptr, out, opts,
+                                   scratch, &job.flat, &done));
+  if (done) return {};
+  if (EveryBlockFits(cfg, job.flat.max_len)) {
+    HISA_RETURN_IF_ERROR(RunFlatForHisa(job.flat, scratch, stream));
+  } else {
+    // Stage 1 reads the pooled slots (one per page, used by a block's first page) through the
+    // block table; stage 2 reads the flat job's paged keys as kBlocks.
+    const int32_t P = in.cache.page_size;
+    job.paged = true;
+    job.pooled_keys = job.flat.score;
+    job.pooled_keys.layout = KeyLayout::kPooledPaged;
+    job.pooled_keys.box_rows = 1;
+    job.pooled_keys.num_rows = pooled.num_slots;
+    job.pooled_keys.kscale = pooled.kscale;
+    job.pooled_keys.row_copies = true;
+    job.pooled_keys.key_rows = static_cast<const uint8_t*>(pooled.k);
+    job.pooled_keys.block_size = cfg.block_size;
+    job.pooled_keys.slots_per_page = std::max(1, P / cfg.block_size);
+    job.pooled_keys.pages_per_block = std::max(1, cfg.block_size / P);
+    HISA_RETURN_IF_ERROR(MakeRowMap(&job.pooled_map, pooled.k, pooled.num_slots, kHeadDim, 1));
+    HISA_RETURN_IF_ERROR(RunHisa(job, scratch, stream));
+  }
   ReportWorkspace(opts, scratch);
   return {};
 }
@@ -683,12 +636,12 @@ Status FlatLogitsPrefill(const IndexerConfig& cfg, const PrefillInputs& in, floa
   int32_t max_len = 0;
   HISA_RETURN_IF_ERROR(CheckPrefillOnDevice(cfg, in, nullptr, opts, &max_len));
   Scratch scratch(stream);
-  Ranges ranges;
-  HISA_RETURN_IF_ERROR(ranges.Allocate(scratch, T));
-  HISA_RETURN_IF_ERROR(PrepareFlatPrefill(in.ks, in.ke, T, N, static_cast<int32_t>(N), ranges.r,
+  QueryRanges ranges;
+  HISA_RETURN_IF_ERROR(AllocateRanges(scratch, T, &ranges));
+  HISA_RETURN_IF_ERROR(PrepareFlatPrefill(in.ks, in.ke, T, N, static_cast<int32_t>(N), ranges,
                                           stream));
   // -inf outside each row's range; the scoring kernel writes the rest, so each entry once.
-  HISA_RETURN_IF_ERROR(FillOutside(logits, ranges.r.lo, ranges.r.hi, T, N, logits_stride, stream));
+  HISA_RETURN_IF_ERROR(FillOutside(logits, ranges.lo, ranges.hi, T, N, logits_stride, stream));
   if (N == 0) return {};
   CUtensorMap q_map, k_map;
   HISA_RETURN_IF_ERROR(ChunkQueryMap(cfg, in.q, 0, T, &q_map));
@@ -700,8 +653,8 @@ Status FlatLogitsPrefill(const IndexerConfig& cfg, const PrefillInputs& in, floa
   sp.num_queries = T;
   sp.group_size = kQueryRowsPerCta / cfg.num_heads;
   sp.segments = Segments((T + sp.group_size - 1) / sp.group_size, N, device.sm_count);
-  sp.lo = ranges.r.lo;
-  sp.hi = ranges.r.hi;
+  sp.lo = ranges.lo;
+  sp.hi = ranges.hi;
   sp.scores = logits;
   sp.score_stride = logits_stride;
   sp.absolute_columns = true;

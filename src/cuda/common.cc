@@ -60,13 +60,18 @@ Status Scratch::Allocate(size_t bytes, void** out) {
   return {};
 }
 
-Status AllowSharedMemory(const void* kernel, int bytes, std::atomic<uint64_t>* done) {
+Status AllowSharedMemory(const void* kernel, int bytes, std::atomic<uint64_t>* done,
+                         bool large_clusters) {
   int device = 0;
   HISA_CUDA_RETURN(cudaGetDevice(&device));
   const uint64_t bit = uint64_t{1} << (device & 63);
   if (done->load(std::memory_order_acquire) & bit) return {};
   HISA_CUDA_RETURN(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  if (large_clusters) {
+    HISA_CUDA_RETURN(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+  }
   done->fetch_or(bit, std::memory_order_release);
   return {};
 }

@@ -65,9 +65,11 @@ class Scratch {
   size_t bytes_ = 0;
 };
 
-/// Raises a kernel's dynamic shared-memory limit, once per device and kernel (`done` is the
-/// kernel's own flag word, one bit per device).
-Status AllowSharedMemory(const void* kernel, int bytes, std::atomic<uint64_t>* done);
+/// Raises a kernel's dynamic shared-memory limit (and, with large_clusters, allows clusters
+/// beyond the portable 8 CTAs), once per device and kernel (`done` is the kernel's own flag
+/// word, one bit per device).
+Status AllowSharedMemory(const void* kernel, int bytes, std::atomic<uint64_t>* done,
+                         bool large_clusters = false);
 
 /// Copies `count` elements from device to host on `stream` and waits.
 Status CopyToHost(const void* device, size_t bytes, void* host, cudaStream_t stream);

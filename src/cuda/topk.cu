@@ -502,11 +502,7 @@ Status LaunchClusters(const TopkParams& params, cudaStream_t stream) {
   static std::atomic<uint64_t> configured{0};
   const int smem = static_cast<int>(sizeof(Wide::ClusterShared));
   const void* kernel = reinterpret_cast<const void*>(TopkClusterKernel<kCluster>);
-  HISA_RETURN_IF_ERROR(AllowSharedMemory(kernel, smem, &configured));
-  if (kCluster > 8) {  // beyond the portable cluster size
-    HISA_CUDA_RETURN(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
-  }
+  HISA_RETURN_IF_ERROR(AllowSharedMemory(kernel, smem, &configured, kCluster > 8));
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(params.rows) * kCluster);
   config.blockDim = dim3(Wide::kThreads);
