@@ -1,6 +1,7 @@
 // hisa_gpu_bench: the GPU sweep of `hisa bench --backend cuda` with its defaults, as one program
 // for bench/gpu_check.sh. Prints a fixed-width table; --json for machines.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "bench_cuda.h"
@@ -30,6 +31,10 @@ int main(int argc, char** argv) {
       options.warmup = 0;
       options.scoring = false;
     }
+  }
+  // --at N (after --one): the prefill case at N keys instead of 128K.
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (!std::strcmp(argv[i], "--at")) options.prefill_contexts = {std::atoll(argv[i + 1])};
   }
   if (million) {
     options.prefill_contexts = {int64_t{1} << 20};

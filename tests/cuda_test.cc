@@ -505,6 +505,70 @@ TEST(Cuda, FewLongRowsSplitAcrossCtas) {
   }
 }
 
+// Batches whose rows are all at most 2048 keys take the register top-k: a warp per row for many
+// rows of at most 256 or 1024 keys, a CTA per row otherwise (4 or 8 keys a thread); 6000 keys
+// take the histogram kernels. Rows
+// empty, of one key, shorter than k, exactly k, one more, longer; random scores, and rows of
+// equal scores, where the lowest positions must win; with the selected scores returned.
+TEST(Cuda, ShortRowsInRegisters) {
+  SKIP_WITHOUT_GPU();
+  struct Case {
+    int32_t longest;
+    int64_t queries;
+  };
+  for (const Case& c : {Case{200, 8}, Case{200, 560}, Case{1000, 8}, Case{1000, 560}, Case{2000, 8},
+                        Case{6000, 8}}) {
+    for (bool ties : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "longest row " << c.longest << ", " << c.queries
+                                      << " queries" << (ties ? ", equal scores" : ""));
+      const int64_t T = c.queries;
+      Problem p = MakeProblem(64, T, c.longest, 7 + c.longest);
+      if (ties) {
+        for (int64_t s = 1; s < c.longest; ++s) {
+          std::copy_n(p.k.begin(), 128, p.k.begin() + s * 128);
+          p.kscale[s] = p.kscale[0];
+        }
+      }
+      p.cfg.top_k = 128;
+      Batch b;
+      const int32_t lens[] = {0, 1, 127, 128, 129, c.longest / 2 + 3, c.longest - 1, c.longest};
+      for (int64_t t = 0; t < T; ++t) {
+        const int32_t len = lens[t % 8];
+        b.ks.push_back(c.longest - len);  // unaligned starts
+        b.ke.push_back(c.longest);
+      }
+      std::vector<int32_t> got;
+      ASSERT_NO_FATAL_FAILURE(RunFlatPrefillChecked(p, b, &got));
+      // The selected scores come back too: finite for a selected key, NaN in the padding.
+      GpuPrefill g(p, b);
+      DeviceArray<int32_t> idx;
+      idx.Resize(T * 128);
+      DeviceArray<float> scores;
+      scores.Resize(T * 128);
+      TopkOutputs out;
+      out.indices = idx.get();
+      out.scores = scores.get();
+      ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, out, Gpu()).ok());
+      EXPECT_EQ(idx.Download(), got);
+      const std::vector<float> sc = scores.Download();
+      for (int64_t t = 0; t < T; ++t) {
+        const int32_t len = b.ke[t] - b.ks[t];
+        for (int i = 0; i < 128; ++i) {
+          ASSERT_EQ(std::isnan(sc[t * 128 + i]), i >= std::min(len, 128)) << t << " " << i;
+        }
+        if (!ties) continue;
+        std::vector<int32_t> row(got.begin() + t * 128, got.begin() + (t + 1) * 128);
+        std::sort(row.begin(), row.end(), [](int32_t x, int32_t y) {
+          return static_cast<uint32_t>(x) < static_cast<uint32_t>(y);  // -1 padding last
+        });
+        for (int32_t i = 0; i < 128; ++i) {
+          ASSERT_EQ(row[i], i < len ? i : -1) << "query " << t << ", row length " << len;
+        }
+      }
+    }
+  }
+}
+
 TEST(Cuda, LongRowOfOneMillionKeys) {
   SKIP_WITHOUT_GPU();
   const int64_t n = int64_t{1} << 20;

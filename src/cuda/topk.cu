@@ -25,9 +25,9 @@ constexpr int64_t kClusterMinLength = 16384;  // rows at least this long may tak
 constexpr int64_t kNarrowLength = 8192;        // rows at most this long may take narrow CTAs
 
 __device__ __forceinline__ uint32_t ScoreKey(float score) {
-  if (isnan(score)) return 0;
   const uint32_t bits = __float_as_uint(score + 0.0f);  // -0 -> +0
-  return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+  const uint32_t key = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+  return isnan(score) ? 0u : key;  // a select, not a branch: loads before it stay in flight
 }
 
 __device__ __forceinline__ uint64_t OrderKey(uint32_t score_key, uint32_t idx) {
@@ -52,8 +52,10 @@ __device__ __forceinline__ int32_t OutputValue(const TopkParams& p, int row, uin
     case TopkOutput::kPagedRow:
       return PagedRow(p, row, idx);
     case TopkOutput::kCandidate: {
-      const int64_t block = blocks[idx / p.block_size];
-      const int64_t pos = block * p.block_size + idx % p.block_size;
+      const bool pow2 = (p.block_size & (p.block_size - 1)) == 0;  // shifts, not a division
+      const uint32_t i = pow2 ? idx >> (__ffs(p.block_size) - 1) : idx / p.block_size;
+      const uint32_t r = pow2 ? idx & (p.block_size - 1) : idx % p.block_size;
+      const int64_t pos = int64_t{blocks[i]} * p.block_size + r;
       if (p.paged) return PagedRow(p, row, pos);
       return static_cast<int32_t>(pos) + add;
     }
@@ -77,7 +79,7 @@ struct Topk {
   using Scan = cub::BlockScan<uint32_t, kThreads>;
 
   struct Shared {
-    uint32_t hist[kMaxBins];
+    alignas(16) uint32_t hist[kMaxBins];
     uint64_t candidates[kCandidateCap];
     uint64_t selected[kMaxK];
     typename Scan::TempStorage scan;
@@ -89,7 +91,7 @@ struct Topk {
   // The cluster path's shared memory: the one-CTA layout, then the histogram summed over slices.
   struct ClusterShared {
     Shared s;
-    uint32_t total[kMaxBins];
+    alignas(16) uint32_t total[kMaxBins];
   };
 
   // Given a histogram of `bins` bins, finds the bin holding the need-th largest element: sets
@@ -99,9 +101,16 @@ struct Topk {
     // Thread i owns bins counted from the top: [bins - (i + 1) * per_thread, bins - i * per_thread).
     const int top = bins - threadIdx.x * per_thread;
     uint32_t mine = 0;
-    for (int i = 0; i < per_thread; ++i) {
-      const int bin = top - 1 - i;
-      if (bin >= 0) mine += hist[bin];
+    if (bins % (4 * kThreads) == 0) {  // 16-byte reads: fewer bank conflicts than a stride
+      for (int i = top - per_thread; i < top; i += 4) {
+        const uint4 v = *reinterpret_cast<const uint4*>(hist + i);
+        mine += v.x + v.y + v.z + v.w;
+      }
+    } else {
+      for (int i = 0; i < per_thread; ++i) {
+        const int bin = top - 1 - i;
+        if (bin >= 0) mine += hist[bin];
+      }
     }
     uint32_t above = 0;
     Scan(s.scan).ExclusiveSum(mine, above);
@@ -176,13 +185,29 @@ struct Topk {
       uint32_t key[kItems];
       uint32_t kind[kItems];  // 0 none, 1 above, 2 bucket
       uint32_t packed = 0;    // above count | bucket count << 16
+      // A thread's kItems keys are contiguous: vector loads where the chunk is whole and aligned
+      // (scalar loads at a stride of kItems floats touch kItems times the sectors).
+      float value[kItems];
+      const float* at = scores + chunk + threadIdx.x * kItems;
+      if (chunk + kChunk <= end && (reinterpret_cast<uintptr_t>(scores + chunk) & 15) == 0) {
+  #pragma unroll
+        for (int i = 0; i < kItems; i += 4) {
+          const float4 v = *reinterpret_cast<const float4*>(at + i);
+          value[i] = v.x, value[i + 1] = v.y, value[i + 2] = v.z, value[i + 3] = v.w;
+        }
+      } else {
+  #pragma unroll
+        for (int i = 0; i < kItems; ++i) {
+          value[i] = chunk + threadIdx.x * kItems + i < end ? at[i] : 0.0f;
+        }
+      }
   #pragma unroll
       for (int i = 0; i < kItems; ++i) {
         const int64_t idx = chunk + threadIdx.x * kItems + i;
         kind[i] = 0;
         key[i] = 0;
         if (idx < end) {
-          key[i] = ScoreKey(scores[idx]);
+          key[i] = ScoreKey(value[i]);
           const uint32_t high = shift == 32 ? 0u : key[i] >> shift;
           kind[i] = high > prefix ? 1u : (high == prefix ? 2u : 0u);
         }
@@ -486,6 +511,186 @@ __global__ void __launch_bounds__(Wide::kThreads) TopkClusterKernel(const __grid
   K::WriteRow(s, p, row, need, scores);
 }
 
+// Rows of at most kThreads x kPerThread keys (HISA stage 1's block rows, short flat rows):
+// the row is read once and stays in registers (thread t holds keys [t * kPerThread,
+// (t + 1) * kPerThread)). The k-th key is found by radix steps of 11 bits (8 for a one-warp CTA)
+// in a shared histogram, starting below the bits that the row's minimum and maximum share (so
+// the first step's bins split the row's actual range instead of its exponent), and stopping as
+// soon as the bucket of the k-th key is selected whole. One block scan then places each
+// thread's selected keys, in index order. Same set and tie rule as the kernels above (higher
+// score, then lower index); the output is in ascending index order, which is what
+// sort_by_index asks (sort_by_score takes the kernels above).
+template <int kThreads, int kPerThread>
+__global__ void __launch_bounds__(kThreads) TopkRegisterKernel(const __grid_constant__ TopkParams p) {
+  static_assert(kPerThread <= 32 && kPerThread % 4 == 0, "a 32-bit mask per thread, float4 loads");
+  constexpr int kWarps = kThreads / 32;
+  using Scan = cub::BlockScan<uint32_t, kThreads>;
+  __shared__ typename Scan::TempStorage scan;
+  __shared__ uint32_t extremes[2][kWarps];
+  // One histogram step fixes the first kDigitBits bits below the shared ones at once.
+  constexpr int kDigitBits = kWarps > 1 ? 11 : 8;
+  constexpr int kBins = 1 << kDigitBits;
+  constexpr int kBinsPerThread = kBins / kThreads;
+  static_assert(kBins % (4 * kThreads) == 0, "whole uint4 reads of the histogram");
+  __shared__ alignas(16) uint32_t hist[kBins];
+  __shared__ uint32_t boundary[2];  // the bin of the need-th key, keys in bins above it
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int row = blockIdx.x;
+  const int len = max(0, p.hi[row] - p.lo[row]);
+  const float* scores = p.scores + row * p.stride;
+  const int need = min(p.k, len);
+  const int first = threadIdx.x * kPerThread;
+
+  // Every load in flight before the first use (vector loads where whole and aligned).
+  uint32_t key[kPerThread];
+  if (first + kPerThread <= len && (reinterpret_cast<uintptr_t>(scores + first) & 15) == 0) {
+#pragma unroll
+    for (int j = 0; j < kPerThread; j += 4) {
+      const float4 v = *reinterpret_cast<const float4*>(scores + first + j);
+      key[j] = __float_as_uint(v.x), key[j + 1] = __float_as_uint(v.y);
+      key[j + 2] = __float_as_uint(v.z), key[j + 3] = __float_as_uint(v.w);
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) key[j] = __float_as_uint(first + j < len ? scores[first + j] : 0.0f);
+  }
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) {
+    key[j] = first + j < len ? ScoreKey(__uint_as_float(key[j])) : 0u;  // 0 past the row
+  }
+
+  // threshold: the need-th best key, or (stopped early) a bound every selected key reaches;
+  // take_equal: how many keys equal to it are selected, the lowest indices first.
+  uint32_t threshold = 0;
+  int take_equal = len;  // a row of at most k keys: all of them
+  if (len > p.k) {
+    uint32_t lo = ~0u, hi = 0;
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+      if (first + j < len) lo = min(lo, key[j]), hi = max(hi, key[j]);
+    }
+    lo = __reduce_min_sync(0xffffffffu, lo);
+    hi = __reduce_max_sync(0xffffffffu, hi);
+    if constexpr (kWarps > 1) {
+      if (lane == 0) extremes[0][warp] = lo, extremes[1][warp] = hi;
+      __syncthreads();
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) lo = min(lo, extremes[0][w]), hi = max(hi, extremes[1][w]);
+    }
+    threshold = hi;  // every key equal: the first need of them
+    take_equal = need;
+    if (lo != hi) {
+      // Every key shares the bits above the highest bit where lo and hi differ; the histograms
+      // start below them, so their bins split the row's actual range.
+      int bits_left = 32 - __clz(lo ^ hi);
+      uint32_t prefix = bits_left == 32 ? 0u : hi & (~0u << bits_left);
+      int need_left = need;
+      bool all_taken = false;
+      while (bits_left > 0 && !all_taken) {
+        const int digit_bits = min(kDigitBits, bits_left);
+        const int shift = bits_left - digit_bits;
+        const uint32_t fixed = bits_left == 32 ? 0u : ~0u << bits_left;
+        for (int i = threadIdx.x; i < kBins; i += kThreads) hist[i] = 0;
+        __syncthreads();
+#pragma unroll
+        for (int j = 0; j < kPerThread; ++j) {
+          if (first + j < len && (key[j] & fixed) == prefix) {
+            atomicAdd(&hist[(key[j] >> shift) & ((1u << digit_bits) - 1)], 1u);
+          }
+        }
+        __syncthreads();
+        // Thread t sums bins [kBins - (t + 1) * n, kBins - t * n): a scan from the top.
+        const int low = kBins - (threadIdx.x + 1) * kBinsPerThread;
+        uint32_t mine = 0;
+#pragma unroll
+        for (int i = 0; i < kBinsPerThread; i += 4) {
+          const uint4 v = *reinterpret_cast<const uint4*>(hist + low + i);
+          mine += v.x + v.y + v.z + v.w;
+        }
+        uint32_t before = 0;
+        Scan(scan).ExclusiveSum(mine, before);
+        const uint32_t want = static_cast<uint32_t>(need_left);
+        if (before < want && want <= before + mine) {
+          for (int i = kBinsPerThread - 1; i >= 0; --i) {
+            if (before + hist[low + i] >= want) {
+              boundary[0] = static_cast<uint32_t>(low + i);
+              boundary[1] = before;
+              break;
+            }
+            before += hist[low + i];
+          }
+        }
+        __syncthreads();
+        const uint32_t bin = boundary[0];
+        prefix |= bin << shift;
+        need_left -= static_cast<int>(boundary[1]);
+        all_taken = static_cast<int>(hist[bin]) == need_left;  // the whole bin is selected
+        bits_left = shift;
+        __syncthreads();  // the histogram, the scan storage and the boundary are reused
+      }
+      // Stopped early: every key at or above prefix is selected (the lower bits are zero).
+      threshold = prefix;
+      take_equal = all_taken ? len : need_left;
+    }
+  }
+
+  // This thread's keys above the threshold and equal to it; one scan places them.
+  uint32_t above = 0, equal = 0;
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) {
+    const bool valid = first + j < len;
+    above |= uint32_t{valid && key[j] > threshold} << j;
+    equal |= uint32_t{valid && key[j] == threshold} << j;
+  }
+  uint32_t offset = 0;
+  Scan(scan).ExclusiveSum(static_cast<uint32_t>(__popc(above)) | (static_cast<uint32_t>(__popc(equal)) << 16), offset);
+  int equal_rank = static_cast<int>(offset >> 16);
+  // Frame of kBlocks rows: block 0 first, the own block last.
+  int head = 0, tail = 0, own = -1;
+  if (p.output == TopkOutput::kBlocks) {
+    own = p.own[row];
+    head = own >= 0 ? 1 : 0;
+    tail = own > 0 ? 1 : 0;
+  }
+  int pos = head + static_cast<int>(offset & 0xFFFFu) + min(equal_rank, take_equal);
+  // Of this thread's equal keys, the first take_equal - equal_rank are selected.
+  int equal_quota = max(0, take_equal - equal_rank);
+  uint32_t taken = above;
+  for (uint32_t e = equal; e != 0 && equal_quota > 0; e &= e - 1, --equal_quota) taken |= e & (0u - e);
+  const int32_t add = p.add ? p.add[row] : 0;
+  const int32_t* blocks =
+      p.output == TopkOutput::kCandidate ? p.blocks + int64_t{row} * p.blocks_stride : nullptr;
+  int32_t* out = p.out + int64_t{row} * p.out_stride;
+  float* out_scores = p.out_scores ? p.out_scores + int64_t{row} * p.out_stride : nullptr;
+  for (; taken != 0; taken &= taken - 1, ++pos) {  // in index order
+    const int j = __ffs(taken) - 1;
+    out[pos] = OutputValue(p, row, static_cast<uint32_t>(first + j), add, blocks);
+    if (out_scores) out_scores[pos] = scores[first + j];
+  }
+  // Slots [head, head + need) are written above: the frame and the padding.
+  const int end = head + need;
+  for (int i = threadIdx.x; i < p.out_stride; i += kThreads) {
+    if (i >= head && i < end) continue;
+    int32_t value = -1;
+    if (i == 0 && head) value = 0;
+    if (i == end && tail) value = own;
+    out[i] = value;
+    if (out_scores && p.output != TopkOutput::kBlocks) out_scores[i] = __int_as_float(0x7fc00000);
+  }
+  if (p.output == TopkOutput::kBlocks && p.hi2 != nullptr && threadIdx.x == 0) {
+    const int count = end + tail;
+    p.lo2[row] = 0;
+    p.hi2[row] = own < 0 ? 0 : (count - 1) * p.block_size + (p.length[row] - own * p.block_size);
+  }
+}
+
+template <int kThreads, int kPerThread>
+Status LaunchRegisterRows(const TopkParams& params, cudaStream_t stream) {
+  TopkRegisterKernel<kThreads, kPerThread><<<params.rows, kThreads, 0, stream>>>(params);
+  HISA_CUDA_CHECK_LAUNCH("top-k kernel launch");
+  return {};
+}
+
 template <class K>
 Status LaunchRows(const TopkParams& params, cudaStream_t stream) {
   const int smem = static_cast<int>(sizeof(typename K::Shared));
@@ -529,6 +734,17 @@ Status LaunchTopk(const TopkParams& params, cudaStream_t stream) {
   }
   DeviceInfo device;
   HISA_RETURN_IF_ERROR(CurrentDevice(&device));
+  // Rows of at most 2048 keys (HISA stage 1 to 256K context), unless sorted by score: the row in
+  // registers. Many rows (prefill): a warp per row where it fits; few rows (decode): a CTA per
+  // row, to cut its latency. Rows of 8192 keys (stage 2) were slower this way on the H100
+  // (67 us against the narrow kernel's 52 for 1024 rows), so they stay with the kernels below.
+  if (params.max_len > 0 && params.max_len <= 2048 && !params.sort_by_score) {
+    const bool many = params.rows >= 4 * device.sm_count;
+    if (many && params.max_len <= 256) return LaunchRegisterRows<32, 8>(params, stream);
+    if (many && params.max_len <= 1024) return LaunchRegisterRows<32, 32>(params, stream);
+    if (params.max_len <= 1024) return LaunchRegisterRows<256, 4>(params, stream);
+    return LaunchRegisterRows<256, 8>(params, stream);
+  }
   // Fewer rows than SMs, long enough to split: a cluster of CTAs per row, as many as keep about
   // two CTAs per SM busy (16 for a few rows, 4 at 64 rows on 132 SMs).
   if (params.rows < device.sm_count && params.max_len >= kClusterMinLength) {
