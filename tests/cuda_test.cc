@@ -414,6 +414,61 @@ TEST(Cuda, HisaPrefillManyQueriesAbsolutePositions) {
   CheckHisaPrefillCase(400, {9000, 7000}, 23, PositionBase::kAbsolute);
 }
 
+// HISA with and without score order: the same sets and the same scores, on full stage-2 rows of
+// 64 x 128 candidates, for 64 and 32 heads.
+TEST(Cuda, HisaSortedAndUnsortedAgree) {
+  SKIP_WITHOUT_GPU();
+  for (int heads : {64, 32}) {
+    SCOPED_TRACE(heads);
+    constexpr int64_t kQueries = 300, kKeys = 12000;
+    Problem p = MakeProblem(heads, kQueries, kKeys, 5);
+    p.cfg.top_k = 2048;
+    p.cfg.block_size = 128;
+    p.cfg.block_budget = 64;
+    const Batch b = MakeBatch({static_cast<int32_t>(kKeys)}, kQueries, 6, true);
+    const int64_t slots = PooledSlotsForRows(p.cfg, kKeys);
+    DeviceArray<uint8_t> pk(std::vector<uint8_t>(slots * 128, 0));
+    DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
+    GpuPrefill g(p, b);
+    DeviceArray<int32_t> starts(b.seq_starts), seq_lens(b.seq_lens);
+    ASSERT_TRUE(BuildPooledKeysPrefill(p.cfg, g.in.keys, starts.get(), seq_lens.get(), 1,
+                                       {pk.get(), ps.get(), slots}, Gpu())
+                    .ok());
+    std::vector<int32_t> idx[2];
+    std::vector<float> sc[2];
+    for (int sorted = 0; sorted < 2; ++sorted) {
+      DeviceArray<int32_t> i;
+      i.Resize(kQueries * p.cfg.top_k);
+      DeviceArray<float> f;
+      f.Resize(kQueries * p.cfg.top_k);
+      TopkOutputs out;
+      out.indices = i.get();
+      out.scores = f.get();
+      RunOptions run = Gpu();
+      run.sorted = sorted == 1;
+      ASSERT_TRUE(HisaTopkPrefill(p.cfg, g.in, {pk.get(), ps.get(), slots}, out, run).ok());
+      idx[sorted] = i.Download();
+      sc[sorted] = f.Download();
+    }
+    for (int64_t t = 0; t < kQueries; ++t) {
+      std::vector<std::pair<int32_t, float>> row[2];
+      for (int v = 0; v < 2; ++v) {
+        for (int j = 0; j < p.cfg.top_k; ++j) {
+          row[v].emplace_back(idx[v][t * p.cfg.top_k + j], sc[v][t * p.cfg.top_k + j]);
+        }
+        std::sort(row[v].begin(), row[v].end(),
+                  [](const auto& x, const auto& y) { return x.first < y.first; });
+      }
+      for (int j = 0; j < p.cfg.top_k; ++j) {
+        ASSERT_EQ(row[0][j].first, row[1][j].first) << "query " << t << " slot " << j;
+        if (row[0][j].first >= 0) {
+          ASSERT_EQ(row[0][j].second, row[1][j].second) << "query " << t << " slot " << j;
+        }
+      }
+    }
+  }
+}
+
 TEST(Cuda, HisaDecodeMatchesReference) {
   SKIP_WITHOUT_GPU();
   for (int page_size : {64, 128}) {

@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "cuda/common.h"
+#include "cuda/select.cuh"
 #include "cuda/topk.h"
 
 namespace hisa::cuda {
@@ -23,12 +24,6 @@ namespace {
 constexpr int kMaxBins = 2048;
 constexpr int64_t kClusterMinLength = 16384;  // rows at least this long may take the cluster path
 constexpr int64_t kNarrowLength = 8192;        // rows at most this long may take narrow CTAs
-
-__device__ __forceinline__ uint32_t ScoreKey(float score) {
-  const uint32_t bits = __float_as_uint(score + 0.0f);  // -0 -> +0
-  const uint32_t key = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
-  return isnan(score) ? 0u : key;  // a select, not a branch: loads before it stay in flight
-}
 
 __device__ __forceinline__ uint64_t OrderKey(uint32_t score_key, uint32_t idx) {
   return (uint64_t{score_key} << 32) | (0xFFFFFFFFu - idx);
@@ -52,12 +47,13 @@ __device__ __forceinline__ int32_t OutputValue(const TopkParams& p, int row, uin
     case TopkOutput::kPagedRow:
       return PagedRow(p, row, idx);
     case TopkOutput::kCandidate: {
-      const bool pow2 = (p.block_size & (p.block_size - 1)) == 0;  // shifts, not a division
-      const uint32_t i = pow2 ? idx >> (__ffs(p.block_size) - 1) : idx / p.block_size;
-      const uint32_t r = pow2 ? idx & (p.block_size - 1) : idx % p.block_size;
-      const int64_t pos = int64_t{blocks[i]} * p.block_size + r;
-      if (p.paged) return PagedRow(p, row, pos);
-      return static_cast<int32_t>(pos) + add;
+      CandidateMap c;
+      c.blocks = blocks;
+      c.block_size = p.block_size;
+      c.pages = p.paged ? p.block_table + int64_t{row / p.next_n} * p.bt_stride : nullptr;
+      c.page_size = p.page_size;
+      c.add = add;
+      return CandidateValue(c, idx);
     }
     case TopkOutput::kBlocks:
       return static_cast<int32_t>(idx) + 1;
@@ -511,140 +507,27 @@ __global__ void __launch_bounds__(Wide::kThreads) TopkClusterKernel(const __grid
   K::WriteRow(s, p, row, need, scores);
 }
 
-// Rows of at most kThreads x kPerThread keys (HISA stage 1's block rows, short flat rows):
-// the row is read once and stays in registers (thread t holds keys [t * kPerThread,
-// (t + 1) * kPerThread)). The k-th key is found by radix steps of 11 bits (8 for a one-warp CTA)
-// in a shared histogram, starting below the bits that the row's minimum and maximum share (so
-// the first step's bins split the row's actual range instead of its exponent), and stopping as
-// soon as the bucket of the k-th key is selected whole. One block scan then places each
-// thread's selected keys, in index order. Same set and tie rule as the kernels above (higher
-// score, then lower index); the output is in ascending index order, which is what
-// sort_by_index asks (sort_by_score takes the kernels above).
+// Rows of at most kThreads x kPerThread keys (HISA stage 1's block rows, short flat rows): the
+// row is read once and stays in registers, and RegisterSelect (select.cuh) finds the k-th key in
+// radix steps of 11 bits (8 for a one-warp CTA) below the bits that the row's minimum and maximum
+// share. Same set and tie rule as the kernels above; the output is in ascending index order,
+// which is what sort_by_index asks (sort_by_score takes the kernels above).
 template <int kThreads, int kPerThread>
 __global__ void __launch_bounds__(kThreads) TopkRegisterKernel(const __grid_constant__ TopkParams p) {
-  static_assert(kPerThread <= 32 && kPerThread % 4 == 0, "a 32-bit mask per thread, float4 loads");
-  constexpr int kWarps = kThreads / 32;
-  using Scan = cub::BlockScan<uint32_t, kThreads>;
-  __shared__ typename Scan::TempStorage scan;
-  __shared__ uint32_t extremes[2][kWarps];
-  // One histogram step fixes the first kDigitBits bits below the shared ones at once.
-  constexpr int kDigitBits = kWarps > 1 ? 11 : 8;
-  constexpr int kBins = 1 << kDigitBits;
-  constexpr int kBinsPerThread = kBins / kThreads;
-  static_assert(kBins % (4 * kThreads) == 0, "whole uint4 reads of the histogram");
-  __shared__ alignas(16) uint32_t hist[kBins];
-  __shared__ uint32_t boundary[2];  // the bin of the need-th key, keys in bins above it
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  using Select = RegisterSelect<kThreads, kPerThread, (kThreads > 32 ? 11 : 8)>;
+  __shared__ typename Select::Shared s;
+  const auto sync = [] { __syncthreads(); };
   const int row = blockIdx.x;
   const int len = max(0, p.hi[row] - p.lo[row]);
   const float* scores = p.scores + row * p.stride;
   const int need = min(p.k, len);
   const int first = threadIdx.x * kPerThread;
-
-  // Every load in flight before the first use (vector loads where whole and aligned).
   uint32_t key[kPerThread];
-  if (first + kPerThread <= len && (reinterpret_cast<uintptr_t>(scores + first) & 15) == 0) {
-#pragma unroll
-    for (int j = 0; j < kPerThread; j += 4) {
-      const float4 v = *reinterpret_cast<const float4*>(scores + first + j);
-      key[j] = __float_as_uint(v.x), key[j + 1] = __float_as_uint(v.y);
-      key[j + 2] = __float_as_uint(v.z), key[j + 3] = __float_as_uint(v.w);
-    }
-  } else {
-#pragma unroll
-    for (int j = 0; j < kPerThread; ++j) key[j] = __float_as_uint(first + j < len ? scores[first + j] : 0.0f);
-  }
-#pragma unroll
-  for (int j = 0; j < kPerThread; ++j) {
-    key[j] = first + j < len ? ScoreKey(__uint_as_float(key[j])) : 0u;  // 0 past the row
-  }
-
-  // threshold: the need-th best key, or (stopped early) a bound every selected key reaches;
-  // take_equal: how many keys equal to it are selected, the lowest indices first.
+  LoadKeys(scores, first, len, key);
   uint32_t threshold = 0;
-  int take_equal = len;  // a row of at most k keys: all of them
-  if (len > p.k) {
-    uint32_t lo = ~0u, hi = 0;
-#pragma unroll
-    for (int j = 0; j < kPerThread; ++j) {
-      if (first + j < len) lo = min(lo, key[j]), hi = max(hi, key[j]);
-    }
-    lo = __reduce_min_sync(0xffffffffu, lo);
-    hi = __reduce_max_sync(0xffffffffu, hi);
-    if constexpr (kWarps > 1) {
-      if (lane == 0) extremes[0][warp] = lo, extremes[1][warp] = hi;
-      __syncthreads();
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) lo = min(lo, extremes[0][w]), hi = max(hi, extremes[1][w]);
-    }
-    threshold = hi;  // every key equal: the first need of them
-    take_equal = need;
-    if (lo != hi) {
-      // Every key shares the bits above the highest bit where lo and hi differ; the histograms
-      // start below them, so their bins split the row's actual range.
-      int bits_left = 32 - __clz(lo ^ hi);
-      uint32_t prefix = bits_left == 32 ? 0u : hi & (~0u << bits_left);
-      int need_left = need;
-      bool all_taken = false;
-      while (bits_left > 0 && !all_taken) {
-        const int digit_bits = min(kDigitBits, bits_left);
-        const int shift = bits_left - digit_bits;
-        const uint32_t fixed = bits_left == 32 ? 0u : ~0u << bits_left;
-        for (int i = threadIdx.x; i < kBins; i += kThreads) hist[i] = 0;
-        __syncthreads();
-#pragma unroll
-        for (int j = 0; j < kPerThread; ++j) {
-          if (first + j < len && (key[j] & fixed) == prefix) {
-            atomicAdd(&hist[(key[j] >> shift) & ((1u << digit_bits) - 1)], 1u);
-          }
-        }
-        __syncthreads();
-        // Thread t sums bins [kBins - (t + 1) * n, kBins - t * n): a scan from the top.
-        const int low = kBins - (threadIdx.x + 1) * kBinsPerThread;
-        uint32_t mine = 0;
-#pragma unroll
-        for (int i = 0; i < kBinsPerThread; i += 4) {
-          const uint4 v = *reinterpret_cast<const uint4*>(hist + low + i);
-          mine += v.x + v.y + v.z + v.w;
-        }
-        uint32_t before = 0;
-        Scan(scan).ExclusiveSum(mine, before);
-        const uint32_t want = static_cast<uint32_t>(need_left);
-        if (before < want && want <= before + mine) {
-          for (int i = kBinsPerThread - 1; i >= 0; --i) {
-            if (before + hist[low + i] >= want) {
-              boundary[0] = static_cast<uint32_t>(low + i);
-              boundary[1] = before;
-              break;
-            }
-            before += hist[low + i];
-          }
-        }
-        __syncthreads();
-        const uint32_t bin = boundary[0];
-        prefix |= bin << shift;
-        need_left -= static_cast<int>(boundary[1]);
-        all_taken = static_cast<int>(hist[bin]) == need_left;  // the whole bin is selected
-        bits_left = shift;
-        __syncthreads();  // the histogram, the scan storage and the boundary are reused
-      }
-      // Stopped early: every key at or above prefix is selected (the lower bits are zero).
-      threshold = prefix;
-      take_equal = all_taken ? len : need_left;
-    }
-  }
-
-  // This thread's keys above the threshold and equal to it; one scan places them.
-  uint32_t above = 0, equal = 0;
-#pragma unroll
-  for (int j = 0; j < kPerThread; ++j) {
-    const bool valid = first + j < len;
-    above |= uint32_t{valid && key[j] > threshold} << j;
-    equal |= uint32_t{valid && key[j] == threshold} << j;
-  }
-  uint32_t offset = 0;
-  Scan(scan).ExclusiveSum(static_cast<uint32_t>(__popc(above)) | (static_cast<uint32_t>(__popc(equal)) << 16), offset);
-  int equal_rank = static_cast<int>(offset >> 16);
+  int take_equal = 0, slot = 0;
+  Select::Threshold(s, sync, threadIdx.x, key, len, p.k, &threshold, &take_equal);
+  uint32_t taken = Select::Taken(s, sync, threadIdx.x, key, len, threshold, take_equal, &slot);
   // Frame of kBlocks rows: block 0 first, the own block last.
   int head = 0, tail = 0, own = -1;
   if (p.output == TopkOutput::kBlocks) {
@@ -652,17 +535,12 @@ __global__ void __launch_bounds__(kThreads) TopkRegisterKernel(const __grid_cons
     head = own >= 0 ? 1 : 0;
     tail = own > 0 ? 1 : 0;
   }
-  int pos = head + static_cast<int>(offset & 0xFFFFu) + min(equal_rank, take_equal);
-  // Of this thread's equal keys, the first take_equal - equal_rank are selected.
-  int equal_quota = max(0, take_equal - equal_rank);
-  uint32_t taken = above;
-  for (uint32_t e = equal; e != 0 && equal_quota > 0; e &= e - 1, --equal_quota) taken |= e & (0u - e);
   const int32_t add = p.add ? p.add[row] : 0;
   const int32_t* blocks =
       p.output == TopkOutput::kCandidate ? p.blocks + int64_t{row} * p.blocks_stride : nullptr;
   int32_t* out = p.out + int64_t{row} * p.out_stride;
   float* out_scores = p.out_scores ? p.out_scores + int64_t{row} * p.out_stride : nullptr;
-  for (; taken != 0; taken &= taken - 1, ++pos) {  // in index order
+  for (int pos = head + slot; taken != 0; taken &= taken - 1, ++pos) {  // in index order
     const int j = __ffs(taken) - 1;
     out[pos] = OutputValue(p, row, static_cast<uint32_t>(first + j), add, blocks);
     if (out_scores) out_scores[pos] = scores[first + j];
