@@ -136,12 +136,18 @@ Status ValidatePagedOnHost(const IndexerConfig& cfg, const PagedKeys& cache,
   return {};
 }
 
-Status AllocateRanges(Scratch& scratch, int64_t n, QueryRanges* r) {
+// block_size > 0 (HISA): also the stage-1 ranges, filled by the flat preparation.
+Status AllocateRanges(Scratch& scratch, int64_t n, QueryRanges* r, int32_t block_size = 0) {
   HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->lo));
   HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->hi));
   HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->base));
   HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->length));
   HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->own));
+  if (block_size > 0) {
+    HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->lo1));
+    HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->hi1));
+    r->block_size = block_size;
+  }
   return {};
 }
 
@@ -307,10 +313,11 @@ Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
 }
 
 // Validates a prefill batch (pooled_k: HISA's pooled keys, checked for alignment, or null),
-// prepares its ranges and its flat job (keys as rows; relative or absolute positions). *done when
-// there is nothing to run (no query, or no visible key: outputs filled).
+// prepares its ranges (HISA's stage-1 ranges too when hisa) and its flat job (keys as rows;
+// relative or absolute positions). *done when there is nothing to run (no query, or no visible
+// key: outputs filled).
 Status SetUpPrefill(const IndexerConfig& cfg, const PrefillInputs& in, const void* pooled_k,
-                    const TopkOutputs& out, const RunOptions& opts, Scratch& scratch,
+                    const TopkOutputs& out, const RunOptions& opts, bool hisa, Scratch& scratch,
                     FlatJob* job, bool* done) {
   cudaStream_t stream = StreamOf(opts);
   const int32_t T = static_cast<int32_t>(in.num_queries);
@@ -321,7 +328,7 @@ Status SetUpPrefill(const IndexerConfig& cfg, const PrefillInputs& in, const voi
   HISA_RETURN_IF_ERROR(CheckPrefillOnDevice(cfg, in, pooled_k, opts, &max_len));
   if (N == 0 || max_len == 0) return FillEmptyOutputs(cfg, T, out, stream);
   *done = false;
-  HISA_RETURN_IF_ERROR(AllocateRanges(scratch, T, &job->ranges));
+  HISA_RETURN_IF_ERROR(AllocateRanges(scratch, T, &job->ranges, hisa ? cfg.block_size : 0));
   HISA_RETURN_IF_ERROR(PrepareFlatPrefill(in.ks, in.ke, T, N, max_len, job->ranges, stream));
   job->cfg = &cfg;
   job->q = in.q;
@@ -340,7 +347,7 @@ Status SetUpPrefill(const IndexerConfig& cfg, const PrefillInputs& in, const voi
 
 // The same for a decode batch (paged keys; positions or, absolute, paged rows).
 Status SetUpDecode(const IndexerConfig& cfg, const DecodeInputs& in, const void* pooled_k,
-                   const TopkOutputs& out, const RunOptions& opts, Scratch& scratch,
+                   const TopkOutputs& out, const RunOptions& opts, bool hisa, Scratch& scratch,
                    FlatJob* job, bool* done) {
   HISA_RETURN_IF_ERROR(CheckPageSize(in.cache.page_size));
   cudaStream_t stream = StreamOf(opts);
@@ -352,7 +359,7 @@ Status SetUpDecode(const IndexerConfig& cfg, const DecodeInputs& in, const void*
   HISA_RETURN_IF_ERROR(CheckDecodeOnDevice(cfg, in, pooled_k, opts, &capacity, &max_len));
   if (in.cache.num_pages == 0 || max_len == 0) return FillEmptyOutputs(cfg, T, out, stream);
   *done = false;
-  HISA_RETURN_IF_ERROR(AllocateRanges(scratch, T, &job->ranges));
+  HISA_RETURN_IF_ERROR(AllocateRanges(scratch, T, &job->ranges, hisa ? cfg.block_size : 0));
   HISA_RETURN_IF_ERROR(PrepareFlatDecode(in.seqs.context_lens, in.seqs.num_seqs, in.next_n,
                                          capacity, job->ranges, stream));
   job->cfg = &cfg;
@@ -408,14 +415,13 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
   const int32_t B = cfg.block_size, m = cfg.block_budget;
   const int32_t max_blocks = std::max<int32_t>(1, (job.max_len + B - 1) / B);
 
-  int32_t *lo1, *hi1, *lo2, *hi2, *blocks;
-  HISA_RETURN_IF_ERROR(scratch.Allocate(T, &lo1));
-  HISA_RETURN_IF_ERROR(scratch.Allocate(T, &hi1));
+  const int32_t* lo1 = job.ranges.lo1;  // stage 1's block ranges, from the flat preparation
+  const int32_t* hi1 = job.ranges.hi1;
+  int32_t *lo2, *hi2, *blocks;
   HISA_RETURN_IF_ERROR(scratch.Allocate(T, &lo2));
   HISA_RETURN_IF_ERROR(scratch.Allocate(T, &hi2));
   blocks = job.out->blocks;
   if (blocks == nullptr) HISA_RETURN_IF_ERROR(scratch.Allocate(int64_t{T} * m, &blocks));
-  HISA_RETURN_IF_ERROR(PrepareHisaStage1(T, B, hisa.paged, job.ranges, lo1, hi1, stream));
 
   // Scores of both stages, in query chunks within the budget.
   const int64_t stride1 = RoundUp(max_blocks, 4);
@@ -547,7 +553,7 @@ Status FlatTopkPrefill(const IndexerConfig& cfg, const PrefillInputs& in, const 
   Scratch scratch(StreamOf(opts));
   FlatJob job{};
   bool done = false;
-  HISA_RETURN_IF_ERROR(SetUpPrefill(cfg, in, nullptr, out, opts, scratch, &job, &done));
+  HISA_RETURN_IF_ERROR(SetUpPrefill(cfg, in, nullptr, out, opts, false, scratch, &job, &done));
   if (done) return {};
   HISA_RETURN_IF_ERROR(RunFlat(job, scratch, StreamOf(opts)));
   ReportWorkspace(opts, scratch);
@@ -560,7 +566,7 @@ Status FlatTopkDecode(const IndexerConfig& cfg, const DecodeInputs& in, const To
   Scratch scratch(StreamOf(opts));
   FlatJob job{};
   bool done = false;
-  HISA_RETURN_IF_ERROR(SetUpDecode(cfg, in, nullptr, out, opts, scratch, &job, &done));
+  HISA_RETURN_IF_ERROR(SetUpDecode(cfg, in, nullptr, out, opts, false, scratch, &job, &done));
   if (done) return {};
   HISA_RETURN_IF_ERROR(RunFlat(job, scratch, StreamOf(opts)));
   ReportWorkspace(opts, scratch);
@@ -576,7 +582,7 @@ Status HisaTopkPrefill(const IndexerConfig& cfg, const PrefillInputs& in,
   HisaJob job{};
   bool done = false;
   HISA_RETURN_IF_ERROR(SetUpPrefill(cfg, in, pooled.num_slots > 0 ? pooled.k : nullptr, out, opts,
-                                    scratch, &job.flat, &done));
+                                    true, scratch, &job.flat, &done));
   if (done) return {};
   if (EveryBlockFits(cfg, job.flat.max_len)) {
     HISA_RETURN_IF_ERROR(RunFlatForHisa(job.flat, scratch, stream));
@@ -600,7 +606,7 @@ Status HisaTopkDecode(const IndexerConfig& cfg, const DecodeInputs& in,
   HisaJob job{};
   bool done = false;
   HISA_RETURN_IF_ERROR(SetUpDecode(cfg, in, pooled.num_slots > 0 ? pooled.k : nullptr, out, opts,
-                                   scratch, &job.flat, &done));
+                                   true, scratch, &job.flat, &done));
   if (done) return {};
   if (EveryBlockFits(cfg, job.flat.max_len)) {
     HISA_RETURN_IF_ERROR(RunFlatForHisa(job.flat, scratch, stream));

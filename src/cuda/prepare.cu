@@ -9,6 +9,18 @@ namespace {
 constexpr int kThreads = 256;
 int Blocks(int64_t n) { return static_cast<int>((n + kThreads - 1) / kThreads); }
 
+// HISA's own block and stage-1 block range of query t (prefill: pooled slots from the base row).
+__device__ __forceinline__ void Stage1Ranges(const QueryRanges& r, int t, int32_t length,
+                                             int32_t base, bool paged) {
+  if (r.lo1 == nullptr) return;
+  const int32_t B = r.block_size;
+  const int32_t own = length > 0 ? (length - 1) / B : -1;
+  r.own[t] = own;
+  const int32_t first = paged ? 0 : (base + B - 1) / B;
+  r.lo1[t] = first + 1;
+  r.hi1[t] = first + max(own, 1);  // blocks 1 .. own - 1; empty when own <= 1
+}
+
 __global__ void FlatPrefillKernel(const int32_t* ks, const int32_t* ke, int32_t n, int64_t keys,
                                   int32_t max_len, QueryRanges r) {
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
@@ -19,6 +31,7 @@ __global__ void FlatPrefillKernel(const int32_t* ks, const int32_t* ke, int32_t 
   r.hi[t] = static_cast<int32_t>(hi);
   r.base[t] = static_cast<int32_t>(lo);
   r.length[t] = static_cast<int32_t>(hi - lo);
+  Stage1Ranges(r, t, static_cast<int32_t>(hi - lo), static_cast<int32_t>(lo), false);
 }
 
 __global__ void FlatDecodeKernel(const int32_t* lens, int32_t num_seqs, int32_t next_n,
@@ -32,18 +45,7 @@ __global__ void FlatDecodeKernel(const int32_t* lens, int32_t num_seqs, int32_t 
   r.hi[t] = static_cast<int32_t>(visible);
   r.base[t] = 0;
   r.length[t] = static_cast<int32_t>(visible);
-}
-
-__global__ void Stage1Kernel(int32_t n, int32_t block_size, bool paged, QueryRanges r,
-                             int32_t* lo1, int32_t* hi1) {
-  const int t = blockIdx.x * blockDim.x + threadIdx.x;
-  if (t >= n) return;
-  const int32_t length = r.length[t];
-  const int32_t own = length > 0 ? (length - 1) / block_size : -1;
-  r.own[t] = own;
-  const int32_t first = paged ? 0 : (r.base[t] + block_size - 1) / block_size;
-  lo1[t] = first + 1;
-  hi1[t] = first + max(own, 1);  // blocks 1 .. own - 1; empty when own <= 1
+  Stage1Ranges(r, t, static_cast<int32_t>(visible), 0, true);
 }
 
 __global__ void AllBlocksKernel(int32_t n, int32_t block_size, int32_t m, QueryRanges r,
@@ -102,15 +104,6 @@ Status PrepareFlatDecode(const int32_t* context_lens, int32_t num_seqs, int32_t 
   if (num_seqs == 0) return {};
   FlatDecodeKernel<<<Blocks(int64_t{num_seqs} * next_n), kThreads, 0, stream>>>(
       context_lens, num_seqs, next_n, capacity, r);
-  HISA_CUDA_CHECK_LAUNCH("prepare kernel launch");
-  return {};
-}
-
-Status PrepareHisaStage1(int32_t num_queries, int32_t block_size, bool paged,
-                         const QueryRanges& r, int32_t* lo1, int32_t* hi1, cudaStream_t stream) {
-  if (num_queries == 0) return {};
-  Stage1Kernel<<<Blocks(num_queries), kThreads, 0, stream>>>(num_queries, block_size, paged, r,
-                                                             lo1, hi1);
   HISA_CUDA_CHECK_LAUNCH("prepare kernel launch");
   return {};
 }

@@ -19,22 +19,24 @@ struct QueryRanges {
   int32_t* base = nullptr;   // prefill: clamped ks (row of position 0); decode: 0
   int32_t* length = nullptr; // visible positions (p + 1)
   int32_t* own = nullptr;    // HISA: own block o = (length - 1) / B, -1 when empty
+  // HISA (set with block_size > 0): filled by the flat preparation too, so that stage 1 needs
+  // no launch of its own: lo1/hi1 = the complete blocks 1 .. own - 1 in pooled coordinates,
+  // slots ceil(base / B) + j (prefill) or block indices (decode).
+  int32_t* lo1 = nullptr;
+  int32_t* hi1 = nullptr;
+  int32_t block_size = 0;
 };
 
-/// Prefill, flat: lo = clamp(ks), hi = clamp(ke) with hi - lo <= max_len; base = lo.
+/// Prefill, flat: lo = clamp(ks), hi = clamp(ke) with hi - lo <= max_len; base = lo (and, for
+/// HISA, own, lo1 and hi1).
 Status PrepareFlatPrefill(const int32_t* ks, const int32_t* ke, int32_t num_queries,
                           int64_t num_keys, int32_t max_len, const QueryRanges& r,
                           cudaStream_t stream);
 
-/// Decode, flat: lo = 0, hi = length = min(len_b, capacity) - next_n + i + 1 (>= 0).
+/// Decode, flat: lo = 0, hi = length = min(len_b, capacity) - next_n + i + 1 (>= 0) (and, for
+/// HISA, own, lo1 and hi1).
 Status PrepareFlatDecode(const int32_t* context_lens, int32_t num_seqs, int32_t next_n,
                          int64_t capacity, const QueryRanges& r, cudaStream_t stream);
-
-/// HISA stage 1 from the flat ranges: own = (length - 1) / B; lo/hi = the complete blocks
-/// 1 .. own - 1 in pooled coordinates: slots ceil(base / B) + j (prefill) or block indices
-/// (decode, paged = true).
-Status PrepareHisaStage1(int32_t num_queries, int32_t block_size, bool paged,
-                         const QueryRanges& r, int32_t* lo1, int32_t* hi1, cudaStream_t stream);
 
 /// HISA with o + 1 <= m for every query: blocks[t] = 0 .. own, then -1 (from r.length).
 Status PrepareAllBlocks(int32_t num_queries, int32_t block_size, int32_t block_budget,
