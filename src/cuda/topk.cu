@@ -429,8 +429,10 @@ __global__ void __launch_bounds__(K::kThreads, K::kMinBlocks)
 // and scans a slice of the row; the histograms are summed through distributed shared memory,
 // and every CTA writes its slice's selected and bucket keys, in index order, into the shared
 // memory of CTA 0, which finishes the row like TopkKernel. Same result, same order.
+// Two CTAs per SM where the launch has more CTAs than SMs (pinned: the compiler otherwise may
+// take more than 64 registers and leave one); a cluster of 16 serves at most 8 rows.
 template <int kCluster>
-__global__ void __launch_bounds__(Wide::kThreads) TopkClusterKernel(const __grid_constant__ TopkParams p) {
+__global__ void __launch_bounds__(Wide::kThreads, kCluster >= 16 ? 1 : 2) TopkClusterKernel(const __grid_constant__ TopkParams p) {
   namespace cg = cooperative_groups;
   using K = Wide;
   extern __shared__ uint8_t smem_raw[];
