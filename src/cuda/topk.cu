@@ -177,45 +177,42 @@ struct Topk {
                            uint32_t prefix, int shift, bool in_shared, uint32_t need,
                            uint32_t need_left, uint64_t* selected, uint64_t* candidates,
                            uint32_t above_base, uint32_t bucket_base) {
-    for (int64_t chunk = begin; chunk < end; chunk += kChunk) {
+    const float* row = scores + begin;  // 32-bit offsets from the slice's start
+    const int n = static_cast<int>(end - begin);
+    const bool aligned = (reinterpret_cast<uintptr_t>(row) & 15) == 0;
+    for (int chunk = 0; chunk < n; chunk += kChunk) {
+      const int first = chunk + threadIdx.x * kItems;  // this thread's kItems contiguous keys
       uint32_t key[kItems];
       uint32_t kind[kItems];  // 0 none, 1 above, 2 bucket
       uint32_t packed = 0;    // above count | bucket count << 16
-      // A thread's kItems keys are contiguous: vector loads where the chunk is whole and aligned
-      // (scalar loads at a stride of kItems floats touch kItems times the sectors).
+      // Vector loads where the chunk is whole and aligned (scalar loads at a stride of kItems
+      // floats touch kItems times the sectors).
       float value[kItems];
-      const float* at = scores + chunk + threadIdx.x * kItems;
-      if (chunk + kChunk <= end && (reinterpret_cast<uintptr_t>(scores + chunk) & 15) == 0) {
+      if (chunk + kChunk <= n && aligned) {
   #pragma unroll
         for (int i = 0; i < kItems; i += 4) {
-          const float4 v = *reinterpret_cast<const float4*>(at + i);
+          const float4 v = *reinterpret_cast<const float4*>(row + first + i);
           value[i] = v.x, value[i + 1] = v.y, value[i + 2] = v.z, value[i + 3] = v.w;
         }
       } else {
   #pragma unroll
-        for (int i = 0; i < kItems; ++i) {
-          value[i] = chunk + threadIdx.x * kItems + i < end ? at[i] : 0.0f;
-        }
+        for (int i = 0; i < kItems; ++i) value[i] = first + i < n ? row[first + i] : 0.0f;
       }
   #pragma unroll
       for (int i = 0; i < kItems; ++i) {
-        const int64_t idx = chunk + threadIdx.x * kItems + i;
-        kind[i] = 0;
-        key[i] = 0;
-        if (idx < end) {
-          key[i] = ScoreKey(value[i]);
-          const uint32_t high = shift == 32 ? 0u : key[i] >> shift;
-          kind[i] = high > prefix ? 1u : (high == prefix ? 2u : 0u);
-        }
+        key[i] = ScoreKey(value[i]);
+        const uint32_t high = shift == 32 ? 0u : key[i] >> shift;
+        kind[i] = first + i >= n ? 0u : (high > prefix ? 1u : (high == prefix ? 2u : 0u));
         packed += kind[i] == 1 ? 1u : (kind[i] == 2 ? (1u << 16) : 0u);
       }
       uint32_t offset = 0, total = 0;
       Scan(s.scan).ExclusiveSum(packed, offset, total);
       uint32_t above_pos = above_base + (offset & 0xFFFFu);
       uint32_t bucket_pos = bucket_base + (offset >> 16);
+      const uint32_t idx0 = static_cast<uint32_t>(begin + first);
   #pragma unroll
       for (int i = 0; i < kItems; ++i) {
-        const uint32_t idx = static_cast<uint32_t>(chunk + threadIdx.x * kItems + i);
+        const uint32_t idx = idx0 + i;
         if (kind[i] == 1) {
           selected[above_pos++] = OrderKey(key[i], idx);
         } else if (kind[i] == 2) {
@@ -370,7 +367,7 @@ struct Topk {
 };
 
 // Any row, k up to 4096: two CTAs per SM.
-using Wide = Topk<512, 4096, 6144, 1>;
+using Wide = Topk<512, 4096, 6144, 2>;  // two CTAs per SM: pinned at 64 registers
 // Many short rows (HISA prefill's blocks and candidates), k up to 2048: four CTAs of 256 threads
 // per SM, so that more rows are in flight while each CTA waits on its passes and barriers (HISA
 // stage 1 top-k at 128K: 48 -> 28 us).
