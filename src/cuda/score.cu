@@ -81,8 +81,8 @@ struct Config {
   static constexpr int kQOffset = 0;                         // [2][128 rows][128 B]
   static constexpr int kKeyOffset = kQOffset + 2 * kQBytes;  // [kStages][kTileKeys][128 B]
   static constexpr int kBoxRowOffset = kKeyOffset + kStages * kKeyTileBytes;  // [kStages][kTileKeys]
-  static constexpr int kWeightOffset = kBoxRowOffset + kStages * kTileKeys * 4;  // [3][128] float
-  static constexpr int kBarrierOffset = kWeightOffset + kMathWarpgroups * kQueryRowsPerCta * 4;
+  static constexpr int kWeightOffset = kBoxRowOffset + kStages * kTileKeys * 4;  // [2][128] float
+  static constexpr int kBarrierOffset = kWeightOffset + 2 * kQueryRowsPerCta * 4;
   static constexpr int kNumBarriers = 2 * 2 + 2 * kStages;  // q full/empty, kv full/empty
   static constexpr int kSmemBytes = kBarrierOffset + kNumBarriers * 8 + 1024;  // + alignment slack
 };
@@ -117,11 +117,6 @@ __device__ __forceinline__ void WaitPendingGroups(int pending) {
     case 2: cute::warpgroup_wait<2>(); break;
     default: cute::warpgroup_wait<3>(); break;
   }
-}
-
-// Barrier among the 128 threads of math warpgroup `wg` (ids 1-4; 0 is __syncthreads).
-__device__ __forceinline__ void WarpgroupSync(int wg) {
-  asm volatile("bar.sync %0, 128;" ::"r"(wg + 1) : "memory");
 }
 
 // Descriptor of a K-major tile of 128-byte rows with the 128-byte swizzle (8-row atoms of 1 KB):
@@ -277,9 +272,29 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
       if (it.num_tiles == 0) continue;
       const GroupKeys keys_of = GetGroupKeys(p, it.t0);
       // 1. The group's q rows.
+      // The group's gates go with them, into the q buffer's slot: 4-byte copies by the lanes (w
+      // need not be 16-byte aligned; zeros past the group's last query), tracked by the same
+      // barrier, so that the math warps never wait on a global load of them.
       const int qs = q_iter % 2;
+      if (lane == 0) Wait(q_empty[qs], ((q_iter / 2) & 1) ^ 1, 0, item, -1, it.num_tiles, q_iter);
+      __syncwarp();
+      {
+        float* gates = smem_weights + qs * kQueryRowsPerCta;
+        for (int i = lane; i < kBanks * kHeads; i += 32) {
+          if (i < it.count * kHeads) {
+            const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(gates + i));
+            asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst),
+                         "l"(p.w + int64_t{it.t0} * kHeads + i)
+                         : "memory");
+          } else {
+            gates[i] = 0.0f;
+          }
+        }
+        const uint32_t bar = static_cast<uint32_t>(__cvta_generic_to_shared(&q_full[qs]));
+        asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];" ::"r"(bar) : "memory");
+      }
+      __syncwarp();
       if (lane == 0) {
-        Wait(q_empty[qs], ((q_iter / 2) & 1) ^ 1, 0, item, -1, it.num_tiles, q_iter);
         q_full[qs].arrive_and_expect_tx(kQBytes);
         cute::SM90_TMA_LOAD_2D::copy(&q_map, reinterpret_cast<uint64_t*>(&q_full[qs]), kEvictNormal,
                                      smem_q + qs * kQBytes, 0, it.t0 * kHeads);
@@ -351,8 +366,6 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
   const int box_mask = p.box_rows - 1;
   const bool rows_are_coordinates = p.layout == KeyLayout::kRows;
   float acc[kBanks * kAcc];  // bank b: acc[b * kAcc, (b + 1) * kAcc), the wgmma's columns of b
-  float* weights = smem_weights + wg * kQueryRowsPerCta;  // this warpgroup's copy, [kBanks][H]
-  const int wg_thread = threadIdx.x % 128;
   int32_t lo[kBanks], hi[kBanks];
   uint32_t q_iter = 0, kv_iter = 0;
   for (int item = blockIdx.x; item < num_items; item += gridDim.x) {
@@ -367,19 +380,11 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
       out_row[b] = p.scores + int64_t{it.t0 + b} * p.score_stride -
                    (p.absolute_columns ? 0 : lo[b]);
     }
-    // The group's gates, in shared memory (registers hold the accumulators): one copy per
-    // warpgroup, rewritten once all its warps are done with the previous item.
-    WarpgroupSync(wg);
-    if (wg_thread < kBanks * kHeads) {
-      const int b = wg_thread / kHeads;
-      weights[wg_thread] =
-          b < it.count ? __ldg(p.w + int64_t{it.t0} * kHeads + wg_thread) : 0.0f;
-    }
-    WarpgroupSync(wg);
     const int qs = q_iter % 2;
     Wait(q_full[qs], (q_iter / 2) & 1, 2, item, -1, it.num_tiles, q_iter);
     const uint32_t q_tile_address = static_cast<uint32_t>(__cvta_generic_to_shared(smem_q)) +
                                     qs * kQBytes;
+    const float* weights = smem_weights + qs * kQueryRowsPerCta;  // the group's gates, [kBanks][H]
 
     for (int j = 0; j < it.num_tiles; ++j, ++kv_iter) {
       const int s = kv_iter % kStages;
