@@ -273,22 +273,19 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
       const GroupKeys keys_of = GetGroupKeys(p, it.t0);
       // 1. The group's q rows.
       // The group's gates go with them, into the q buffer's slot: 4-byte copies by the lanes (w
-      // need not be 16-byte aligned; zeros past the group's last query), tracked by the same
-      // barrier, so that the math warps never wait on a global load of them.
+      // need not be 16-byte aligned), tracked by the same barrier, so that the math warps never
+      // wait on a global load of them. Banks past the group's last query keep whatever the slot
+      // held: their scores are never stored (lo == hi).
       const int qs = q_iter % 2;
       if (lane == 0) Wait(q_empty[qs], ((q_iter / 2) & 1) ^ 1, 0, item, -1, it.num_tiles, q_iter);
       __syncwarp();
       {
         float* gates = smem_weights + qs * kQueryRowsPerCta;
-        for (int i = lane; i < kBanks * kHeads; i += 32) {
-          if (i < it.count * kHeads) {
-            const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(gates + i));
-            asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst),
-                         "l"(p.w + int64_t{it.t0} * kHeads + i)
-                         : "memory");
-          } else {
-            gates[i] = 0.0f;
-          }
+        for (int i = lane; i < it.count * kHeads; i += 32) {
+          const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(gates + i));
+          asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst),
+                       "l"(p.w + int64_t{it.t0} * kHeads + i)
+                       : "memory");
         }
         const uint32_t bar = static_cast<uint32_t>(__cvta_generic_to_shared(&q_full[qs]));
         asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];" ::"r"(bar) : "memory");
