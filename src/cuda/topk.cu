@@ -9,6 +9,9 @@
 //   3. a radix select on the 64-bit keys (score, then lower index) of the bucket in shared memory.
 // A bucket too large for shared memory after all 32 bits are fixed holds one exact score value:
 // its lowest indices win, taken in index order in step 2.
+//
+// Rows of at most 2048 keys (HISA stage 1's block rows) take TopkRegisterKernel instead: the row
+// is read once into registers and selected there (select.cuh).
 #include <cooperative_groups.h>
 #include <cub/block/block_scan.cuh>
 
