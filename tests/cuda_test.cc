@@ -232,6 +232,25 @@ TEST(Cuda, FlatPrefillEdgeRowsAndAbsolutePositions) {
   }
 }
 
+// Gates (w) at an address that is not 16-byte aligned (the scoring kernel's producer copies them
+// into shared memory): the same result as with aligned gates, which is the reference's.
+TEST(Cuda, UnalignedGatesGiveTheSameResult) {
+  SKIP_WITHOUT_GPU();
+  Problem p = MakeProblem(64, 37, 5000, 61);
+  p.cfg.top_k = 256;
+  const Batch b = MakeBatch({1000, 3000, 17, 983}, 37, 5, false);
+  std::vector<int32_t> aligned;
+  ASSERT_NO_FATAL_FAILURE(RunFlatPrefillChecked(p, b, &aligned));
+  GpuPrefill g(p, b);
+  std::vector<float> shifted(p.w.size() + 1, 0.0f);
+  std::copy(p.w.begin(), p.w.end(), shifted.begin() + 1);
+  DeviceArray<float> w(shifted);
+  g.in.w = w.get() + 1;  // 4 bytes past a 256-byte aligned allocation
+  GuardedOutput out(static_cast<int64_t>(b.ks.size()) * p.cfg.top_k);
+  ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, {out.data()}, Gpu()).ok());
+  EXPECT_EQ(out.Get(), aligned);
+}
+
 TEST(Cuda, GpuScoresWithinTolerance) {
   SKIP_WITHOUT_GPU();
   Problem p = MakeProblem(64, 16, 4096, 21);
