@@ -8,7 +8,8 @@
 // 4-lane butterfly finishes it) instead of a cross-warp reduction.
 //
 //   warpgroups 0-2: math (wgmma, ReLU-weighted head sum, kscale, masked store)
-//   warpgroup 3:    warp 0 issues the bulk tensor copies and finds the key rows
+//   warpgroup 3:    warp 0 issues the bulk tensor copies (q, keys), copies the group's gates
+//                   with the q rows, and finds the key rows
 #include <cute/arch/copy_sm90_tma.hpp>
 #include <cute/arch/mma_sm90_desc.hpp>
 #include <cute/arch/mma_sm90_gmma.hpp>
