@@ -153,20 +153,35 @@ struct Topk {
                                 int shift, int digit_bits, uint32_t* hist) {
     const int next_shift = shift - digit_bits;
     const uint32_t mask = (1u << digit_bits) - 1;
-    // kItems loads per thread in flight before their atomics: the pass is latency-bound.
-    for (int64_t base = begin; base < end; base += kChunk) {
+    // 32-bit offsets from the slice's start; whole aligned chunks by 16-byte loads (kItems / 4
+    // a thread, in flight before their atomics), the rest by scalar loads.
+    const float* row = scores + begin;
+    const int n = static_cast<int>(end - begin);
+    const auto count = [&](float value) {
+      const uint32_t key = ScoreKey(value);
+      if (shift == 32 || (key >> shift) == prefix) atomicAdd(&hist[(key >> next_shift) & mask], 1u);
+    };
+    int base = 0;
+    if ((reinterpret_cast<uintptr_t>(row) & 15) == 0) {
+      const float4* row4 = reinterpret_cast<const float4*>(row);
+      for (; base + kChunk <= n; base += kChunk) {
+        float4 v[kItems / 4];
+  #pragma unroll
+        for (int u = 0; u < kItems / 4; ++u) v[u] = row4[base / 4 + u * kThreads + threadIdx.x];
+  #pragma unroll
+        for (int u = 0; u < kItems / 4; ++u) count(v[u].x), count(v[u].y), count(v[u].z), count(v[u].w);
+      }
+    }
+    for (; base < n; base += kChunk) {
       float value[kItems];
   #pragma unroll
       for (int u = 0; u < kItems; ++u) {
-        const int64_t i = base + u * kThreads + threadIdx.x;
-        value[u] = i < end ? scores[i] : 0.0f;
+        const int i = base + u * kThreads + threadIdx.x;
+        value[u] = i < n ? row[i] : 0.0f;
       }
   #pragma unroll
       for (int u = 0; u < kItems; ++u) {
-        const int64_t i = base + u * kThreads + threadIdx.x;
-        const uint32_t key = ScoreKey(value[u]);
-        const bool match = i < end && (shift == 32 || (key >> shift) == prefix);
-        if (match) atomicAdd(&hist[(key >> next_shift) & mask], 1u);
+        if (base + u * kThreads + static_cast<int>(threadIdx.x) < n) count(value[u]);
       }
     }
   }
