@@ -29,6 +29,13 @@ if [ "${SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; t
       >> "$OUT/sanitizer.log" 2>&1
     note "compute-sanitizer $tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer.log" | tail -1))"
   done
+  # racecheck's hazard classes as source-line pairs, so that a new one stands out. Two are known
+  # and mbarrier-ordered (racecheck does not model mbarriers): a stage's box-row table and a q
+  # buffer's gate slot in score.cu (README, Status).
+  classes=$(sed -n '/--tool racecheck/,$p' "$OUT/sanitizer.log" | grep -A1 'Race reported' |
+    grep -oE '(Read|Write) access at .* in [A-Za-z_./]+:[0-9]+' | sed -E 's/.* in //' | paste -d' ' - - |
+    sort -u | tr '\n' ';')
+  [ -n "$classes" ] && note "racecheck hazard classes (source-line pairs): $classes"
 fi
 
 # 3. Benchmarks.
