@@ -303,43 +303,25 @@ void RegisterKernelBenchmarks() {
   }
 }
 
+// Whole calls: milliseconds of wall time (the calls run threads), after a short warm-up.
+void WholeCalls(benchmark::internal::Benchmark* b) {
+  b->Unit(benchmark::kMillisecond)->MinWarmUpTime(0.2)->MeasureProcessCPUTime()->UseRealTime();
+}
+
 BENCHMARK(BM_FlatPrefill)
     ->Args({8192, 32})
     ->Args({8192, 256})
     ->Args({32768, 256})
     ->Args({65536, 256})
-    ->Unit(benchmark::kMillisecond)
-    ->MinWarmUpTime(0.2)
-    ->MeasureProcessCPUTime()
-    ->UseRealTime();
+    ->Apply(WholeCalls);
 BENCHMARK(BM_HisaPrefill)
     ->Args({8192, 256})
     ->Args({32768, 256})
     ->Args({65536, 256})
-    ->Unit(benchmark::kMillisecond)
-    ->MinWarmUpTime(0.2)
-    ->MeasureProcessCPUTime()
-    ->UseRealTime();
-BENCHMARK(BM_FlatDecode)
-    ->Args({65536, 1})
-    ->Args({65536, 8})
-    ->Unit(benchmark::kMillisecond)
-    ->MinWarmUpTime(0.2)
-    ->MeasureProcessCPUTime()
-    ->UseRealTime();
-BENCHMARK(BM_HisaDecode)
-    ->Args({65536, 1})
-    ->Args({65536, 8})
-    ->Unit(benchmark::kMillisecond)
-    ->MinWarmUpTime(0.2)
-    ->MeasureProcessCPUTime()
-    ->UseRealTime();
-BENCHMARK(BM_FlatPrefillReference)
-    ->Args({8192, 32})
-    ->Unit(benchmark::kMillisecond)
-    ->MinWarmUpTime(0.2)
-    ->MeasureProcessCPUTime()
-    ->UseRealTime();
+    ->Apply(WholeCalls);
+BENCHMARK(BM_FlatDecode)->Args({65536, 1})->Args({65536, 8})->Apply(WholeCalls);
+BENCHMARK(BM_HisaDecode)->Args({65536, 1})->Args({65536, 8})->Apply(WholeCalls);
+BENCHMARK(BM_FlatPrefillReference)->Args({8192, 32})->Apply(WholeCalls);
 
 }  // namespace
 }  // namespace hisa

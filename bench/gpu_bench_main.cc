@@ -3,54 +3,51 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "bench_cuda.h"
 
+namespace {
+
+// A flag that replaces the sweep with a few cases (next_n 1).
+struct Preset {
+  const char* flag;
+  std::vector<int64_t> prefill_contexts, decode_contexts;
+  std::vector<int32_t> decode_batches;
+  int32_t repeats, warmup;
+  bool scoring;  // the scoring kernel alone too
+};
+
+// The profilers' presets run each case once, without warm-up; 1024 x 1M float logits would not
+// fit the point --million makes (peak memory at 1M context).
+const Preset kPresets[] = {
+    {"--one", {131072}, {131072}, {64}, 1, 0, false},          // HISA + flat prefill, decode 64
+    {"--decode-one", {}, {131072}, {1, 64}, 1, 0, false},      // decode batch 1 and 64 at 128K
+    {"--million", {int64_t{1} << 20}, {int64_t{1} << 20}, {1}, 1, 0, false},
+    {"--quick", {32768, 131072}, {131072}, {1, 64}, 10, 3, true},
+};
+
+}  // namespace
+
 int main(int argc, char** argv) {
   hisa::tools::CudaBenchOptions options;
-  bool json = false, quick = false, million = false;
+  bool json = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json")) json = true;
-    if (!std::strcmp(argv[i], "--quick")) quick = true;
-    if (!std::strcmp(argv[i], "--million")) million = true;  // peak memory at 1M context
-    if (!std::strcmp(argv[i], "--one")) {  // one HISA + flat prefill case, for a profiler
-      options.prefill_contexts = {131072};
-      options.decode_batches = {64};
-      options.decode_contexts = {131072};
+    for (const Preset& preset : kPresets) {
+      if (std::strcmp(argv[i], preset.flag)) continue;
+      options.prefill_contexts = preset.prefill_contexts;
+      options.decode_contexts = preset.decode_contexts;
+      options.decode_batches = preset.decode_batches;
       options.next_ns = {1};
-      options.repeats = 1;
-      options.warmup = 0;
-      options.scoring = false;
-    }
-    if (!std::strcmp(argv[i], "--decode-one")) {  // decode batch 1 and 64 at 128K, for a profiler
-      options.prefill_contexts = {};
-      options.decode_batches = {1, 64};
-      options.decode_contexts = {131072};
-      options.next_ns = {1};
-      options.repeats = 1;
-      options.warmup = 0;
-      options.scoring = false;
+      options.repeats = preset.repeats;
+      options.warmup = preset.warmup;
+      options.scoring = preset.scoring;
     }
   }
-  // --at N (after --one): the prefill case at N keys instead of 128K.
+  // --at N (with a preset): the prefill case at N keys instead.
   for (int i = 1; i + 1 < argc; ++i) {
     if (!std::strcmp(argv[i], "--at")) options.prefill_contexts = {std::atoll(argv[i + 1])};
-  }
-  if (million) {
-    options.prefill_contexts = {int64_t{1} << 20};
-    options.decode_contexts = {int64_t{1} << 20};
-    options.decode_batches = {1};
-    options.next_ns = {1};
-    options.repeats = 1;
-    options.warmup = 0;
-    options.scoring = false;  // 1024 x 1M float logits would not fit the point being made
-  }
-  if (quick) {
-    options.prefill_contexts = {32768, 131072};
-    options.decode_contexts = {131072};
-    options.decode_batches = {1, 64};
-    options.next_ns = {1};
-    options.repeats = 10;
   }
   std::vector<hisa::tools::CudaBenchRow> rows;
   const hisa::Status status = hisa::tools::RunCudaBench(

@@ -136,14 +136,14 @@ Status ValidatePagedOnHost(const IndexerConfig& cfg, const PagedKeys& cache,
   return {};
 }
 
-// block_size > 0 (HISA): also the stage-1 ranges, filled by the flat preparation.
+// block_size > 0 (HISA): also the own blocks and stage-1 ranges, filled by the flat preparation.
 Status AllocateRanges(Scratch& scratch, int64_t n, QueryRanges* r, int32_t block_size = 0) {
   HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->lo));
   HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->hi));
   HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->base));
   HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->length));
-  HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->own));
   if (block_size > 0) {
+    HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->own));
     HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->lo1));
     HISA_RETURN_IF_ERROR(scratch.Allocate(n, &r->hi1));
     r->block_size = block_size;
@@ -251,7 +251,7 @@ struct FlatJob {
   const void* q;      // [T, H, 128]
   const float* w;     // [T, H]
   int32_t num_queries;
-  QueryRanges ranges;  // flat ranges: lo/hi/base/length filled (own by HISA stage 1)
+  QueryRanges ranges;  // lo/hi/base/length filled; for HISA also own, lo1 and hi1
   int32_t max_len;
   ScoreParams score;   // key fields filled (layout, kscale, paging)
   CUtensorMap k_map;
@@ -393,8 +393,7 @@ Status RunFlatForHisa(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
   HISA_RETURN_IF_ERROR(RunFlat(job, scratch, stream));
   const IndexerConfig& cfg = *job.cfg;
   if (job.out->blocks == nullptr) return {};
-  return PrepareAllBlocks(job.num_queries, cfg.block_size, cfg.block_budget, job.ranges,
-                          job.out->blocks, stream);
+  return PrepareAllBlocks(job.num_queries, cfg.block_budget, job.ranges, job.out->blocks, stream);
 }
 
 // ---- HISA pipeline --------------------------------------------------------------------------------

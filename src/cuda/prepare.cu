@@ -48,14 +48,11 @@ __global__ void FlatDecodeKernel(const int32_t* lens, int32_t num_seqs, int32_t 
   Stage1Ranges(r, t, static_cast<int32_t>(visible), 0, true);
 }
 
-__global__ void AllBlocksKernel(int32_t n, int32_t block_size, int32_t m, QueryRanges r,
-                                int32_t* blocks) {
+__global__ void AllBlocksKernel(int32_t n, int32_t m, const int32_t* own, int32_t* blocks) {
   const int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (i >= int64_t{n} * m) return;
   const int32_t t = static_cast<int32_t>(i / m), j = static_cast<int32_t>(i % m);
-  const int32_t length = r.length[t];
-  const int32_t own = length > 0 ? (length - 1) / block_size : -1;
-  blocks[i] = j <= own ? j : -1;
+  blocks[i] = j <= own[t] ? j : -1;
 }
 
 __global__ void FillOutsideKernel(float* logits, const int32_t* lo, const int32_t* hi,
@@ -70,12 +67,11 @@ __global__ void FillOutsideKernel(float* logits, const int32_t* lo, const int32_
 
 }  // namespace
 
-Status PrepareAllBlocks(int32_t num_queries, int32_t block_size, int32_t block_budget,
-                        const QueryRanges& r, int32_t* blocks, cudaStream_t stream) {
+Status PrepareAllBlocks(int32_t num_queries, int32_t block_budget, const QueryRanges& r,
+                        int32_t* blocks, cudaStream_t stream) {
   const int64_t n = int64_t{num_queries} * block_budget;
   if (n == 0) return {};
-  AllBlocksKernel<<<Blocks(n), kThreads, 0, stream>>>(num_queries, block_size, block_budget, r,
-                                                      blocks);
+  AllBlocksKernel<<<Blocks(n), kThreads, 0, stream>>>(num_queries, block_budget, r.own, blocks);
   HISA_CUDA_CHECK_LAUNCH("prepare kernel launch");
   return {};
 }

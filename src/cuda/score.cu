@@ -1,7 +1,7 @@
 // The scoring kernel (score.h): FP8 tensor cores through wgmma, keys streamed by TMA, warp
 // specialized, persistent.
 //
-// A CTA holds the q rows of a group of queries (128 / H queries x H heads = 128 rows) and streams
+// A CTA holds the q rows of a group of queries (at most 128 / H queries x H heads) and streams
 // tiles of 192 keys. Keys are the M side of the matrix product (3 math warpgroups x 64 keys) and
 // (query, head) pairs the N side, one bank of N = H per query: so a thread's accumulators hold
 // 2 keys x H/4 heads of each query, and the ReLU-weighted head sum is mostly thread-local (a
@@ -37,9 +37,10 @@ static_assert(kTileKeys == kScoreTileKeys);
 constexpr int kThreads = (kMathWarpgroups + 1) * 128;
 constexpr int kKeyTileBytes = kTileKeys * kHeadDim;       // 24 KB
 constexpr int kQBytes = kQueryRowsPerCta * kHeadDim;      // 16 KB
-// No setmaxnreg: ptxas compiles every path of the kernel for the launch bound's 96 registers, so
-// lowering the producer's count would cut into registers its code uses, and raising the math
-// warpgroups' would give registers the compiled code never touches.
+// No setmaxnreg: ptxas compiles every path of the kernel for the launch bound's register count
+// (128 a thread at one CTA per SM, 64 at two), so lowering the producer's count would cut into
+// registers its code uses, and raising the math warpgroups' would give registers the compiled
+// code never touches.
 
 using Barrier = cutlass::arch::ClusterTransactionBarrier;
 constexpr uint64_t kEvictNormal = static_cast<uint64_t>(cute::TMA::CacheHintSm90::EVICT_NORMAL);

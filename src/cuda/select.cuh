@@ -1,7 +1,5 @@
-// Internal, device side: exact top-k of a row that a group of threads holds in registers (the
-// register top-k kernel, topk.cu), and the key order and candidate mapping every top-k shares.
-// The group's barrier is a parameter, so that a subset of a CTA's warps (a named barrier) can
-// select too: branch onchip-select-l2 used it inside the scoring kernel (measured slower).
+// Internal, device side: exact top-k of a row that a CTA holds in registers (the register top-k
+// kernel, topk.cu), and the key order and candidate mapping every top-k shares.
 //
 // Order: higher score first, NaN last, +0 == -0, ties by lower index (core::OrderKey's), so the
 // selected set is the reference's up to the scores' rounding. The selected keys come out in
@@ -69,9 +67,8 @@ __device__ __forceinline__ void LoadKeys(const float* row, int first, int len,
   }
 }
 
-/// Selection over a row of at most kThreads x kPerThread keys: thread tid holds the keys of
-/// [tid * kPerThread, (tid + 1) * kPerThread) (0 past the row). The group's barrier is a
-/// functor (a CTA's __syncthreads, or a named barrier of some of its warps).
+/// Selection over a row of at most kThreads x kPerThread keys by a CTA of kThreads threads:
+/// thread tid holds the keys of [tid * kPerThread, (tid + 1) * kPerThread) (0 past the row).
 ///
 /// The k-th key is found by radix steps of kDigitBits bits in a shared histogram, starting below
 /// the bits that the row's minimum and maximum share (so the first step's bins split the row's
@@ -93,9 +90,8 @@ struct RegisterSelect {
     uint32_t boundary[2];  // the bin of the need-th key, the keys in bins above it
   };
 
-  /// Exclusive sum of v over the group in thread order; *total receives the sum.
-  template <class Sync>
-  static __device__ __forceinline__ uint32_t ExclusiveSum(Shared& s, Sync sync, int tid, uint32_t v,
+  /// Exclusive sum of v over the CTA in thread order; *total receives the sum.
+  static __device__ __forceinline__ uint32_t ExclusiveSum(Shared& s, int tid, uint32_t v,
                                                           uint32_t* total) {
     const int lane = tid % 32, warp = tid / 32;
     uint32_t x = v;
@@ -109,7 +105,7 @@ struct RegisterSelect {
       return x - v;
     } else {
       if (lane == 31) s.warp_sums[warp] = x;
-      sync();
+      __syncthreads();
       uint32_t before = 0, sum = 0;
 #pragma unroll
       for (int w = 0; w < kWarps; ++w) {
@@ -117,7 +113,7 @@ struct RegisterSelect {
         before += w < warp ? ws : 0u;
         sum += ws;
       }
-      sync();  // warp_sums is reused
+      __syncthreads();  // warp_sums is reused
       *total = sum;
       return before + x - v;
     }
@@ -126,8 +122,7 @@ struct RegisterSelect {
   /// The need-th best key (need = min(k, len)) as *threshold, and *take_equal: how many keys
   /// equal to it are selected, the lowest indices first. Stopped early, *threshold is a bound
   /// that every selected key reaches and *take_equal = len. A row of at most k keys selects all.
-  template <class Sync>
-  static __device__ __forceinline__ void Threshold(Shared& s, Sync sync, int tid,
+  static __device__ __forceinline__ void Threshold(Shared& s, int tid,
                                                    const uint32_t (&key)[kPerThread], int len,
                                                    int k, uint32_t* threshold, int* take_equal) {
     *threshold = 0;
@@ -144,7 +139,7 @@ struct RegisterSelect {
     hi = __reduce_max_sync(0xffffffffu, hi);
     if constexpr (kWarps > 1) {
       if (lane == 0) s.extremes[0][warp] = lo, s.extremes[1][warp] = hi;
-      sync();
+      __syncthreads();
 #pragma unroll
       for (int w = 0; w < kWarps; ++w) lo = min(lo, s.extremes[0][w]), hi = max(hi, s.extremes[1][w]);
     }
@@ -161,14 +156,14 @@ struct RegisterSelect {
       const int shift = bits_left - digit_bits;
       const uint32_t fixed = bits_left == 32 ? 0u : ~0u << bits_left;
       for (int i = tid; i < kBins; i += kThreads) s.hist[i] = 0;
-      sync();
+      __syncthreads();
 #pragma unroll
       for (int j = 0; j < kPerThread; ++j) {
         if (first + j < len && (key[j] & fixed) == prefix) {
           atomicAdd(&s.hist[(key[j] >> shift) & ((1u << digit_bits) - 1)], 1u);
         }
       }
-      sync();
+      __syncthreads();
       const int low = kBins - (tid + 1) * kBinsPerThread;  // < 0: this thread owns no bins
       uint32_t mine = 0;
       if (low >= 0) {
@@ -184,7 +179,7 @@ struct RegisterSelect {
         }
       }
       uint32_t total = 0;
-      uint32_t before = ExclusiveSum(s, sync, tid, mine, &total);
+      uint32_t before = ExclusiveSum(s, tid, mine, &total);
       const uint32_t want = static_cast<uint32_t>(need_left);
       if (low >= 0 && before < want && want <= before + mine) {
         for (int i = kBinsPerThread - 1; i >= 0; --i) {
@@ -196,21 +191,20 @@ struct RegisterSelect {
           before += s.hist[low + i];
         }
       }
-      sync();
+      __syncthreads();
       const uint32_t bin = s.boundary[0];
       prefix |= bin << shift;
       need_left -= static_cast<int>(s.boundary[1]);
       all_taken = static_cast<int>(s.hist[bin]) == need_left;  // the whole bin is selected
       bits_left = shift;
-      sync();  // the histogram and the boundary are reused
+      __syncthreads();  // the histogram and the boundary are reused
     }
     *threshold = prefix;  // stopped early: the lower bits are zero
     *take_equal = all_taken ? len : need_left;
   }
 
   /// This thread's selected keys (bit j: key tid * kPerThread + j) and its first output slot.
-  template <class Sync>
-  static __device__ __forceinline__ uint32_t Taken(Shared& s, Sync sync, int tid,
+  static __device__ __forceinline__ uint32_t Taken(Shared& s, int tid,
                                                    const uint32_t (&key)[kPerThread], int len,
                                                    uint32_t threshold, int take_equal, int* slot) {
     const int first = tid * kPerThread;
@@ -223,7 +217,7 @@ struct RegisterSelect {
     }
     uint32_t total = 0;
     const uint32_t offset = ExclusiveSum(
-        s, sync, tid, static_cast<uint32_t>(__popc(above)) | (static_cast<uint32_t>(__popc(equal)) << 16),
+        s, tid, static_cast<uint32_t>(__popc(above)) | (static_cast<uint32_t>(__popc(equal)) << 16),
         &total);
     const int equal_rank = static_cast<int>(offset >> 16);
     *slot = static_cast<int>(offset & 0xFFFFu) + min(equal_rank, take_equal);

@@ -64,6 +64,29 @@ __device__ __forceinline__ int32_t OutputValue(const TopkParams& p, int row, uin
   return -1;
 }
 
+// The frame of a kBlocks row (HISA stage 1): block 0 first when the row is not empty, the
+// selected blocks in ascending order, the own block last when it is not block 0, then -1.
+struct BlocksFrame {
+  int own = -1, head = 0, tail = 0;
+  BlocksFrame() = default;  // not a kBlocks row: no frame
+  __device__ BlocksFrame(const TopkParams& p, int row)
+      : own(p.own[row]), head(own >= 0 ? 1 : 0), tail(own > 0 ? 1 : 0) {}
+  // Slot i of the row outside the n selected blocks [head, head + n).
+  __device__ int32_t Value(int i, int n) const {
+    if (i == 0 && head) return 0;
+    if (i == head + n && tail) return own;
+    return -1;
+  }
+  // Stage 2's candidate range [0, hi2): every selected block whole, the own block up to the
+  // query (optional outputs).
+  __device__ void WriteStage2Range(const TopkParams& p, int row, int n) const {
+    if (p.hi2 == nullptr) return;
+    const int count = head + n + tail;
+    p.lo2[row] = 0;
+    p.hi2[row] = own < 0 ? 0 : (count - 1) * p.block_size + (p.length[row] - own * p.block_size);
+  }
+};
+
 // The selection machinery for CTAs of kThreadsT threads that keep up to kSelCap selected and
 // kCandCap bucket keys in shared memory.
 template <int kThreadsT, int kSelCap, int kCandCap, int kMinBlocksT>
@@ -325,27 +348,13 @@ struct Topk {
     int32_t* out = p.out + int64_t{row} * p.out_stride;
     float* out_scores = p.out_scores ? p.out_scores + int64_t{row} * p.out_stride : nullptr;
     if (p.output == TopkOutput::kBlocks) {
-      // Block 0, the selected blocks (ascending, all > 0), the own block, then -1.
-      const int own = p.own[row];
-      const int head = own >= 0 ? 1 : 0;
-      const int tail = own > 0 ? 1 : 0;
+      const BlocksFrame frame(p, row);
       for (int i = threadIdx.x; i < p.out_stride; i += kThreads) {
-        int32_t value = -1;
-        if (i == 0 && head) {
-          value = 0;
-        } else if (i >= head && i < head + n) {
-          value = OutputValue(p, row, IndexOf(s.selected[i - head]), 0, nullptr);
-        } else if (i == head + n && tail) {
-          value = own;
-        }
-        out[i] = value;
+        const bool selected = i >= frame.head && i < frame.head + n;
+        out[i] = selected ? OutputValue(p, row, IndexOf(s.selected[i - frame.head]), 0, nullptr)
+                          : frame.Value(i, n);
       }
-      if (p.hi2 != nullptr && threadIdx.x == 0) {
-        // Stage 2's candidate range: every selected block whole, the own block up to the query.
-        const int count = head + n + tail;
-        p.lo2[row] = 0;
-        p.hi2[row] = own < 0 ? 0 : (count - 1) * p.block_size + (p.length[row] - own * p.block_size);
-      }
+      if (threadIdx.x == 0) frame.WriteStage2Range(p, row, n);
       return;
     }
     // Row constants, loaded once: the output stores might alias them. The block list goes to
@@ -533,7 +542,6 @@ template <int kThreads, int kPerThread>
 __global__ void __launch_bounds__(kThreads) TopkRegisterKernel(const __grid_constant__ TopkParams p) {
   using Select = RegisterSelect<kThreads, kPerThread, (kThreads > 32 ? 11 : 8)>;
   __shared__ typename Select::Shared s;
-  const auto sync = [] { __syncthreads(); };
   const int row = blockIdx.x;
   const int len = max(0, p.hi[row] - p.lo[row]);
   const float* scores = p.scores + row * p.stride;
@@ -543,39 +551,32 @@ __global__ void __launch_bounds__(kThreads) TopkRegisterKernel(const __grid_cons
   LoadKeys(scores, first, len, key);
   uint32_t threshold = 0;
   int take_equal = 0, slot = 0;
-  Select::Threshold(s, sync, threadIdx.x, key, len, p.k, &threshold, &take_equal);
-  uint32_t taken = Select::Taken(s, sync, threadIdx.x, key, len, threshold, take_equal, &slot);
-  // Frame of kBlocks rows: block 0 first, the own block last.
-  int head = 0, tail = 0, own = -1;
-  if (p.output == TopkOutput::kBlocks) {
-    own = p.own[row];
-    head = own >= 0 ? 1 : 0;
-    tail = own > 0 ? 1 : 0;
-  }
+  Select::Threshold(s, threadIdx.x, key, len, p.k, &threshold, &take_equal);
+  uint32_t taken = Select::Taken(s, threadIdx.x, key, len, threshold, take_equal, &slot);
+  const bool blocks_row = p.output == TopkOutput::kBlocks;
+  BlocksFrame frame;
+  if (blocks_row) frame = BlocksFrame(p, row);
   const int32_t add = p.add ? p.add[row] : 0;
   const int32_t* blocks =
       p.output == TopkOutput::kCandidate ? p.blocks + int64_t{row} * p.blocks_stride : nullptr;
   int32_t* out = p.out + int64_t{row} * p.out_stride;
   float* out_scores = p.out_scores ? p.out_scores + int64_t{row} * p.out_stride : nullptr;
-  for (int pos = head + slot; taken != 0; taken &= taken - 1, ++pos) {  // in index order
+  for (int pos = frame.head + slot; taken != 0; taken &= taken - 1, ++pos) {  // in index order
     const int j = __ffs(taken) - 1;
     out[pos] = OutputValue(p, row, static_cast<uint32_t>(first + j), add, blocks);
     if (out_scores) out_scores[pos] = scores[first + j];
   }
-  // Slots [head, head + need) are written above: the frame and the padding.
-  const int end = head + need;
-  for (int i = threadIdx.x; i < p.out_stride; i += kThreads) {
-    if (i >= head && i < end) continue;
-    int32_t value = -1;
-    if (i == 0 && head) value = 0;
-    if (i == end && tail) value = own;
-    out[i] = value;
-    if (out_scores && p.output != TopkOutput::kBlocks) out_scores[i] = __int_as_float(0x7fc00000);
+  // Slots [head, head + need) are written above: the frame (kBlocks) or the padding.
+  if (blocks_row) {
+    for (int i = threadIdx.x; i < p.out_stride; i += kThreads) {
+      if (i < frame.head || i >= frame.head + need) out[i] = frame.Value(i, need);
+    }
+    if (threadIdx.x == 0) frame.WriteStage2Range(p, row, need);
+    return;
   }
-  if (p.output == TopkOutput::kBlocks && p.hi2 != nullptr && threadIdx.x == 0) {
-    const int count = end + tail;
-    p.lo2[row] = 0;
-    p.hi2[row] = own < 0 ? 0 : (count - 1) * p.block_size + (p.length[row] - own * p.block_size);
+  for (int i = need + threadIdx.x; i < p.out_stride; i += kThreads) {
+    out[i] = -1;
+    if (out_scores) out_scores[i] = __int_as_float(0x7fc00000);
   }
 }
 
