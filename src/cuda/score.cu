@@ -3,9 +3,10 @@
 //
 // A CTA holds the q rows of a group of queries (at most 128 / H queries x H heads) and streams
 // tiles of 192 keys. Keys are the M side of the matrix product (3 math warpgroups x 64 keys) and
-// (query, head) pairs the N side, one bank of N = H per query: so a thread's accumulators hold
-// 2 keys x H/4 heads of each query, and the ReLU-weighted head sum is mostly thread-local (a
-// 4-lane butterfly finishes it) instead of a cross-warp reduction.
+// (query, head) pairs the N side, one bank of H columns per query (one wgmma chain of N =
+// banks x H): so a thread's accumulators hold 2 keys x H/4 heads of each query, and the
+// ReLU-weighted head sum is mostly thread-local (shuffles within the lane quad finish it)
+// instead of a cross-warp reduction.
 //
 //   warpgroups 0-2: math (wgmma, ReLU-weighted head sum, kscale, masked store)
 //   warpgroup 3:    warp 0 issues the bulk tensor copies (q, keys), copies the group's gates
@@ -28,19 +29,17 @@ namespace hisa::cuda {
 namespace {
 
 constexpr int kHeadDim = 128;
-// Three math warpgroups of 64 keys each: 512 threads a CTA, so the compiler may give every thread
-// 128 registers (the 64 accumulators of two banks, gates, addresses) without rematerializing
-// addresses in the loop; four warpgroups at 640 threads capped it at 96.
+// Three math warpgroups of 64 keys each: 512 threads a CTA, so that every thread may have 128
+// registers (the 64 accumulators of two banks, 32 gates, addresses) with no setmaxnreg. Four
+// (640 threads: 96 registers at launch) with setmaxnreg to 112 for math and 32 for the producer,
+// or 104 and 64 (the CTA's pool is 640 x 96), spill in the math loop and measured slower: flat
+// scoring at 128K 2.64 and 2.79 ms against 2.25 for three (before the single wgmma chain).
 constexpr int kMathWarpgroups = 3;
 constexpr int kTileKeys = 64 * kMathWarpgroups;
 static_assert(kTileKeys == kScoreTileKeys);
 constexpr int kThreads = (kMathWarpgroups + 1) * 128;
 constexpr int kKeyTileBytes = kTileKeys * kHeadDim;       // 24 KB
 constexpr int kQBytes = kQueryRowsPerCta * kHeadDim;      // 16 KB
-// No setmaxnreg: ptxas compiles every path of the kernel for the launch bound's register count
-// (128 a thread at one CTA per SM, 64 at two), so lowering the producer's count would cut into
-// registers its code uses, and raising the math warpgroups' would give registers the compiled
-// code never touches.
 
 using Barrier = cutlass::arch::ClusterTransactionBarrier;
 constexpr uint64_t kEvictNormal = static_cast<uint64_t>(cute::TMA::CacheHintSm90::EVICT_NORMAL);
@@ -109,16 +108,6 @@ __device__ __forceinline__ void Wgmma(uint64_t desc_a, uint64_t desc_b, float* a
                                       cute::SM90::GMMA::ScaleOut scale,
                                       std::index_sequence<I...>) {
   Atom::fma(desc_a, desc_b, acc[I]..., scale);
-}
-
-// warpgroup_wait with a count known only after unrolling.
-__device__ __forceinline__ void WaitPendingGroups(int pending) {
-  switch (pending) {
-    case 0: cute::warpgroup_wait<0>(); break;
-    case 1: cute::warpgroup_wait<1>(); break;
-    case 2: cute::warpgroup_wait<2>(); break;
-    default: cute::warpgroup_wait<3>(); break;
-  }
 }
 
 // Descriptor of a K-major tile of 128-byte rows with the 128-byte swizzle (8-row atoms of 1 KB):
@@ -230,8 +219,12 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
   constexpr int kAcc = kHeads / 2;                    // accumulators per thread per bank
   using C = Config<kHeads * kBanks>;
   constexpr int kStages = C::kStages;
-  using Atom = typename MmaFor<kHeads>::Atom;
-
+  constexpr bool kGatesInRegisters = C::kCtasPerSm == 1 && kBanks <= 2;
+  // One wgmma chain of N = banks x H: its accumulators are the banks' in bank order, and it reads
+  // each key slice once instead of once per bank (flat scoring at 128K 2.25 -> 2.16 ms). One
+  // commit group per bank bought no overlap: ptxas hoists the wait for a later group above the
+  // epilogue of an earlier one.
+  using Atom = typename MmaFor<kBanks * kHeads>::Atom;
   // Align by offsetting smem_raw itself, so the compiler still knows every pointer below is
   // shared memory (a pointer rebuilt from an integer turns ld.shared into generic loads).
   extern __shared__ uint8_t smem_raw[];
@@ -384,6 +377,22 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
     const uint32_t q_tile_address = static_cast<uint32_t>(__cvta_generic_to_shared(smem_q)) +
                                     qs * kQBytes;
     const float* weights = smem_weights + qs * kQueryRowsPerCta;  // the group's gates, [kBanks][H]
+    // One-CTA instances of one or two banks hold this thread's gates (heads 8 jj + 2 quad + {0, 1}
+    // of every bank) in registers for the whole item, instead of H / 8 shared-memory loads per
+    // bank and tile; the others (64 registers a thread, or four banks) would spill them.
+    float gate[kBanks][kHeads / 4];
+    if constexpr (kGatesInRegisters) {
+#pragma unroll
+      for (int b = 0; b < kBanks; ++b) {
+        const float2* w2 = reinterpret_cast<const float2*>(weights + b * kHeads + 2 * quad);
+#pragma unroll
+        for (int jj = 0; jj < kHeads / 8; ++jj) {
+          const float2 w = w2[4 * jj];
+          gate[b][2 * jj] = w.x;
+          gate[b][2 * jj + 1] = w.y;
+        }
+      }
+    }
 
     for (int j = 0; j < it.num_tiles; ++j, ++kv_iter) {
       const int s = kv_iter % kStages;
@@ -402,20 +411,17 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
 #pragma unroll
       for (int i = 0; i < kBanks * kAcc; ++i) cute::warpgroup_fence_operand(acc[i]);
       cute::warpgroup_arrive();
-#pragma unroll
-      for (int b = 0; b < kBanks; ++b) {
+      {
         // Every bank, also past the group's last query (its q rows are zeros or another
-        // group's): a uniform instruction stream keeps the accumulators in place. One commit
-        // group per bank, so bank b's epilogue overlaps the tensor work of banks after it (one
-        // wgmma of N = banks x H was measured no faster).
+        // group's): a uniform instruction stream keeps the accumulators in place.
         const uint64_t desc_a = SmemDescriptor(key_tile_address);
-        const uint64_t desc_b = SmemDescriptor(q_tile_address + b * kHeads * kHeadDim);
+        const uint64_t desc_b = SmemDescriptor(q_tile_address);
 #pragma unroll
         for (int k = 0; k < kHeadDim / 32; ++k) {
           // 32 FP8 = 32 bytes of K per instruction: advance the start address by 2 x 16 B.
-          Wgmma<Atom>(desc_a + 2 * k, desc_b + 2 * k, acc + b * kAcc,
+          Wgmma<Atom>(desc_a + 2 * k, desc_b + 2 * k, acc,
                       k == 0 ? cute::SM90::GMMA::ScaleOut::Zero : cute::SM90::GMMA::ScaleOut::One,
-                      std::make_index_sequence<kAcc>{});
+                      std::make_index_sequence<kBanks * kAcc>{});
         }
         cute::warpgroup_commit_batch();
       }
@@ -430,23 +436,25 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
         scale1 = row_b >= 0 && row_b < p.num_rows ? __ldg(p.kscale + row_b) : 0.0f;
       }
 
-      // 2. ReLU-weighted head sum, bank by bank as each bank's products land: 2 keys x H/4
-      //    heads here, the other 3/4 in the quad.
+      // 2. ReLU-weighted head sum, bank by bank: 2 keys x H/4 heads here, the other 3/4 in the
+      //    quad.
+      cute::warpgroup_wait<0>();
+#pragma unroll
+      for (int i = 0; i < kBanks * kAcc; ++i) cute::warpgroup_fence_operand(acc[i]);
+      // Every product of the tile is done: each thread releases the stage (its reads of the
+      // stage's box rows happened before its own arrival).
+      kv_empty[s].arrive();
       float value[2 * kBanks];
 #pragma unroll
       for (int b = 0; b < kBanks; ++b) {
-        WaitPendingGroups(kBanks - 1 - b);
-#pragma unroll
-        for (int i = 0; i < kAcc; ++i) cute::warpgroup_fence_operand(acc[b * kAcc + i]);
-        // Every product of the tile is done: each thread releases the stage (its reads of the
-        // stage's box rows happened before its own arrival).
-        if (b == kBanks - 1) kv_empty[s].arrive();
         const float* bank = acc + b * kAcc;
         float sum0[2] = {0.0f, 0.0f}, sum1[2] = {0.0f, 0.0f};
         const float2* w2 = reinterpret_cast<const float2*>(weights + b * kHeads + 2 * quad);
 #pragma unroll
         for (int jj = 0; jj < kHeads / 8; ++jj) {
-          const float2 w = w2[4 * jj];  // heads 8 jj + 2 quad + {0, 1}
+          // heads 8 jj + 2 quad + {0, 1}
+          const float2 w = kGatesInRegisters ? make_float2(gate[b][2 * jj], gate[b][2 * jj + 1])
+                                             : w2[4 * jj];
           sum0[0] = fmaf(w.x, fmaxf(bank[4 * jj + 0], 0.0f), sum0[0]);  // ReLU(NaN) = 0
           sum0[1] = fmaf(w.y, fmaxf(bank[4 * jj + 1], 0.0f), sum0[1]);
           sum1[0] = fmaf(w.x, fmaxf(bank[4 * jj + 2], 0.0f), sum1[0]);
@@ -455,18 +463,39 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
         value[2 * b] = sum0[0] + sum0[1];
         value[2 * b + 1] = sum1[0] + sum1[1];
       }
+      // 3. Quad sums, then scale and store.
+      if constexpr (kBanks == 1) {
+        // A butterfly: lanes quad 0 and 1 store keys row0 and row0 + 8 (measured faster here
+        // than the exchange below, in the two-CTA instances of one bank).
 #pragma unroll
-      for (int v = 0; v < 2 * kBanks; ++v) {
-        value[v] += __shfl_xor_sync(0xffffffffu, value[v], 1);
-        value[v] += __shfl_xor_sync(0xffffffffu, value[v], 2);
-      }
-      // 3. Scale and store: lane quad handles values v with v % 4 == quad.
+        for (int v = 0; v < 2; ++v) {
+          value[v] += __shfl_xor_sync(0xffffffffu, value[v], 1);
+          value[v] += __shfl_xor_sync(0xffffffffu, value[v], 2);
+        }
+        if (quad < 2) {
+          const int c = c_row0 + quad * 8;
+          if (c >= lo[0] && c < hi[0]) out_row[0][c] = quad ? value[1] * scale1 : value[0] * scale0;
+        }
+      } else {
+        // Of each two banks' four values (bank 2g + f, key e: value 4g + 2f + e), lane
+        // quad = 2f + e ends with the quad's total of value 4g + quad: three shuffles instead of
+        // a butterfly's eight.
+        const int e = quad & 1, f = quad >> 1;
+        const float scale = e ? scale1 : scale0;
+        const int c = c_row0 + e * 8;
 #pragma unroll
-      for (int v = 0; v < 2 * kBanks; ++v) {
-        if (v % 4 != quad) continue;
-        const int b = v / 2;
-        const int c = c_row0 + (v % 2) * 8;
-        if (c >= lo[b] && c < hi[b]) out_row[b][c] = value[v] * ((v % 2) ? scale1 : scale0);
+        for (int g = 0; g < kBanks / 2; ++g) {
+          const float* v = value + 4 * g;
+          float pair0 = e ? v[1] : v[0];
+          float pair1 = e ? v[3] : v[2];
+          pair0 += __shfl_xor_sync(0xffffffffu, e ? v[0] : v[1], 1);
+          pair1 += __shfl_xor_sync(0xffffffffu, e ? v[2] : v[3], 1);
+          const float total =
+              (f ? pair1 : pair0) + __shfl_xor_sync(0xffffffffu, f ? pair0 : pair1, 2);
+          const int32_t l = f ? lo[2 * g + 1] : lo[2 * g], h = f ? hi[2 * g + 1] : hi[2 * g];
+          float* out = f ? out_row[2 * g + 1] : out_row[2 * g];
+          if (c >= l && c < h) out[c] = total * scale;
+        }
       }
     }
     __syncwarp();
