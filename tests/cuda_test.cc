@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -576,6 +577,25 @@ TEST(Cuda, FewLongRowsSplitAcrossCtas) {
         ASSERT_EQ(row[i], i < len ? i : -1) << "query " << t << ", row length " << len;
       }
     }
+  }
+}
+
+// NaN scores in long rows: keys with a NaN scale (NaN for every query) and a query with NaN
+// gates (every score of its row NaN). On the cluster path (few rows) and the one-CTA path (many
+// rows) of the histogram top-k, the reference's set: NaN never ahead of a finite score, and
+// among NaN the lowest positions.
+TEST(Cuda, NanScoresInLongRows) {
+  SKIP_WITHOUT_GPU();
+  constexpr int64_t kKeys = 20000;
+  for (int64_t queries : {12, 300}) {
+    SCOPED_TRACE(queries);
+    Problem p = MakeProblem(64, queries, kKeys, 43);
+    for (int64_t s = 5; s < kKeys; s += 97) p.kscale[s] = std::numeric_limits<float>::quiet_NaN();
+    std::fill_n(p.w.begin() + 64, 64, std::numeric_limits<float>::quiet_NaN());  // query 1
+    p.cfg.top_k = 2048;
+    const Batch b = MakeBatch({static_cast<int32_t>(kKeys)}, queries, 6, false);
+    std::vector<int32_t> got;
+    ASSERT_NO_FATAL_FAILURE(RunFlatPrefillChecked(p, b, &got));
   }
 }
 

@@ -465,16 +465,19 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
       }
       // 3. Quad sums, then scale and store.
       if constexpr (kBanks == 1) {
-        // A butterfly: lanes quad 0 and 1 store keys row0 and row0 + 8 (measured faster here
-        // than the exchange below, in the two-CTA instances of one bank).
+        // A butterfly; lanes quad 0 and 1 store keys row0 and row0 + 8. (The exchange below
+        // adapted to one bank, and other forms of this store, compiled differently and took HISA
+        // stage 2 at 64K from 221 to 228-231 us.)
 #pragma unroll
         for (int v = 0; v < 2; ++v) {
           value[v] += __shfl_xor_sync(0xffffffffu, value[v], 1);
           value[v] += __shfl_xor_sync(0xffffffffu, value[v], 2);
         }
-        if (quad < 2) {
-          const int c = c_row0 + quad * 8;
-          if (c >= lo[0] && c < hi[0]) out_row[0][c] = quad ? value[1] * scale1 : value[0] * scale0;
+#pragma unroll
+        for (int v = 0; v < 2; ++v) {
+          if (v != quad) continue;
+          const int c = c_row0 + v * 8;
+          if (c >= lo[0] && c < hi[0]) out_row[0][c] = value[v] * (v ? scale1 : scale0);
         }
       } else {
         // Of each two banks' four values (bank 2g + f, key e: value 4g + 2f + e), lane
