@@ -225,6 +225,7 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
   // commit group per bank bought no overlap: ptxas hoists the wait for a later group above the
   // epilogue of an earlier one.
   using Atom = typename MmaFor<kBanks * kHeads>::Atom;
+
   // Align by offsetting smem_raw itself, so the compiler still knows every pointer below is
   // shared memory (a pointer rebuilt from an integer turns ld.shared into generic loads).
   extern __shared__ uint8_t smem_raw[];
