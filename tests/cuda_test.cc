@@ -197,6 +197,25 @@ void RunFlatPrefillChecked(const Problem& p, const Batch& b, std::vector<int32_t
   EXPECT_TRUE(r.ok()) << r.first_failure;
 }
 
+// Every key a copy of key 0 (its scale too), so that each row is one score repeated.
+void MakeKeysEqual(Problem* p, int64_t num_keys) {
+  for (int64_t s = 1; s < num_keys; ++s) {
+    std::copy_n(p->k.begin(), 128, p->k.begin() + s * 128);
+    p->kscale[s] = p->kscale[0];
+  }
+}
+
+// Row t of got ([T, k]) selects exactly the lowest min(len, k) positions, then -1 padding.
+void ExpectLowestPositions(const std::vector<int32_t>& got, int64_t t, int32_t k, int32_t len) {
+  std::vector<int32_t> row(got.begin() + t * k, got.begin() + (t + 1) * k);
+  std::sort(row.begin(), row.end(), [](int32_t x, int32_t y) {
+    return static_cast<uint32_t>(x) < static_cast<uint32_t>(y);  // -1 padding last
+  });
+  for (int32_t i = 0; i < k; ++i) {
+    ASSERT_EQ(row[i], i < len ? i : -1) << "query " << t << ", row length " << len;
+  }
+}
+
 TEST(Cuda, FlatPrefillMatchesReference) {
   SKIP_WITHOUT_GPU();
   for (int heads : {64, 32, 128}) {
@@ -556,34 +575,23 @@ TEST(Cuda, FewLongRowsSplitAcrossCtas) {
   for (bool ties : {false, true}) {
     SCOPED_TRACE(ties ? "every score of a row equal" : "random scores");
     Problem p = MakeProblem(64, kQueries, kKeys, 41);
-    if (ties) {
-      for (int64_t s = 1; s < kKeys; ++s) {
-        std::copy_n(p.k.begin(), 128, p.k.begin() + s * 128);
-        p.kscale[s] = p.kscale[0];
-      }
-    }
+    if (ties) MakeKeysEqual(&p, kKeys);
     p.cfg.top_k = 2048;
     const Batch b = MakeBatch({static_cast<int32_t>(kKeys)}, kQueries, 4, false);
     std::vector<int32_t> got;
     ASSERT_NO_FATAL_FAILURE(RunFlatPrefillChecked(p, b, &got));
     if (!ties) continue;
     for (int64_t t = 0; t < kQueries; ++t) {
-      const int32_t len = b.ke[t] - b.ks[t];
-      std::vector<int32_t> row(got.begin() + t * p.cfg.top_k, got.begin() + (t + 1) * p.cfg.top_k);
-      std::sort(row.begin(), row.end(), [](int32_t x, int32_t y) {
-        return static_cast<uint32_t>(x) < static_cast<uint32_t>(y);  // -1 padding last
-      });
-      for (int32_t i = 0; i < p.cfg.top_k; ++i) {
-        ASSERT_EQ(row[i], i < len ? i : -1) << "query " << t << ", row length " << len;
-      }
+      ASSERT_NO_FATAL_FAILURE(ExpectLowestPositions(got, t, p.cfg.top_k, b.ke[t] - b.ks[t]));
     }
   }
 }
 
 // NaN scores in long rows: keys with a NaN scale (NaN for every query) and a query with NaN
 // gates (every score of its row NaN). On the cluster path (few rows) and the one-CTA path (many
-// rows) of the histogram top-k, the reference's set: NaN never ahead of a finite score, and
-// among NaN the lowest positions.
+// rows) of the histogram top-k, the tie-aware check against the reference: k distinct positions
+// a row, and no finite score left out for a NaN. (The check accepts any NaN positions where the
+// k-th score is NaN, so the lowest-positions rule among NaN is not asserted here.)
 TEST(Cuda, NanScoresInLongRows) {
   SKIP_WITHOUT_GPU();
   constexpr int64_t kKeys = 20000;
@@ -617,12 +625,7 @@ TEST(Cuda, ShortRowsInRegisters) {
                                       << " queries" << (ties ? ", equal scores" : ""));
       const int64_t T = c.queries;
       Problem p = MakeProblem(64, T, c.longest, 7 + c.longest);
-      if (ties) {
-        for (int64_t s = 1; s < c.longest; ++s) {
-          std::copy_n(p.k.begin(), 128, p.k.begin() + s * 128);
-          p.kscale[s] = p.kscale[0];
-        }
-      }
+      if (ties) MakeKeysEqual(&p, c.longest);
       p.cfg.top_k = 128;
       Batch b;
       const int32_t lens[] = {0, 1, 127, 128, 129, c.longest / 2 + 3, c.longest - 1, c.longest};
@@ -650,13 +653,8 @@ TEST(Cuda, ShortRowsInRegisters) {
         for (int i = 0; i < 128; ++i) {
           ASSERT_EQ(std::isnan(sc[t * 128 + i]), i >= std::min(len, 128)) << t << " " << i;
         }
-        if (!ties) continue;
-        std::vector<int32_t> row(got.begin() + t * 128, got.begin() + (t + 1) * 128);
-        std::sort(row.begin(), row.end(), [](int32_t x, int32_t y) {
-          return static_cast<uint32_t>(x) < static_cast<uint32_t>(y);  // -1 padding last
-        });
-        for (int32_t i = 0; i < 128; ++i) {
-          ASSERT_EQ(row[i], i < len ? i : -1) << "query " << t << ", row length " << len;
+        if (ties) {
+          ASSERT_NO_FATAL_FAILURE(ExpectLowestPositions(got, t, 128, len));
         }
       }
     }

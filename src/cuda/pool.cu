@@ -4,6 +4,7 @@
 #include <cuda_fp8.h>
 
 #include "cuda/common.h"
+#include "cuda/divmod.cuh"
 #include "cuda/pool.h"
 
 namespace hisa::cuda {
@@ -98,17 +99,12 @@ __global__ void PoolPagedKernel(PoolArgs a, const int32_t* block_table, int32_t 
   const int64_t old = old_lens ? min(int64_t{max(old_lens[seq], 0)}, len) : 0;
   const int slots_per_page = max(1, page_size / a.block_size);
   const int pages_per_block = max(1, a.block_size / page_size);
-  // Positions fit 32 bits; power-of-two pages (the usual) divide by shifting: this runs for
-  // every key of every block.
-  const bool pow2 = (page_size & (page_size - 1)) == 0;
-  const int shift = __ffs(page_size) - 1;
   for (int64_t j = old / a.block_size + blockIdx.y; j < len / a.block_size; j += gridDim.y) {
     const int32_t first = static_cast<int32_t>(j) * a.block_size;
+    // Every key of every block: DivMod divides by shifts (positions fit 32 bits).
     const auto row_of = [&](int i) -> int64_t {
-      const int32_t pos = first + i;
-      const int32_t index = pow2 ? pos >> shift : pos / page_size;
-      const int32_t offset = pow2 ? pos & (page_size - 1) : pos % page_size;
-      const int64_t page = pages[index];
+      int offset;
+      const int64_t page = pages[DivMod(first + i, page_size, &offset)];
       return page >= 0 && page < num_pages ? page * page_size + offset : -1;
     };
     const int64_t page = slots_per_page > 1 ? pages[j / slots_per_page] : pages[j * pages_per_block];

@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "cuda/common.h"
+#include "cuda/divmod.cuh"
 #include "cuda/score.h"
 
 namespace hisa::cuda {
@@ -151,17 +152,6 @@ __device__ __forceinline__ Item GetItem(const ScoreParams& p, int item, int num_
   it.c_begin = lo + first * kTileKeys;
   it.c_end = hi;
   return it;
-}
-
-// q = c / d, r = c % d for c >= 0, by shifts when d is a power of two (the usual page and block
-// sizes): the producer looks a row up for every box of every tile.
-__device__ __forceinline__ int DivMod(int c, int d, int* r) {
-  if ((d & (d - 1)) == 0) {
-    *r = c & (d - 1);
-    return c >> (__ffs(d) - 1);
-  }
-  *r = c % d;
-  return c / d;
 }
 
 // What the key rows of a group depend on, looked up once per work item.

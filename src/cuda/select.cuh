@@ -10,6 +10,8 @@
 
 #include <cstdint>
 
+#include "cuda/divmod.cuh"
+
 namespace hisa::cuda {
 
 /// Order-preserving 32-bit key of a score: NaN is 0 (lowest), -0 is +0. A select, not a branch,
@@ -31,9 +33,8 @@ struct CandidateMap {
 };
 
 __device__ __forceinline__ int32_t CandidateValue(const CandidateMap& c, uint32_t idx) {
-  const bool pow2 = (c.block_size & (c.block_size - 1)) == 0;  // shifts, not a division
-  const uint32_t i = pow2 ? idx >> (__ffs(c.block_size) - 1) : idx / c.block_size;
-  const uint32_t r = pow2 ? idx & (c.block_size - 1) : idx % c.block_size;
+  int r;  // candidates of a row number at most m * B < 2^31
+  const int i = DivMod(static_cast<int>(idx), c.block_size, &r);
   const int64_t pos = int64_t{c.blocks[i]} * c.block_size + r;
   if (c.pages != nullptr) {
     return static_cast<int32_t>(int64_t{c.pages[pos / c.page_size]} * c.page_size +
