@@ -553,6 +553,54 @@ TEST(Cuda, HisaDecodeMatchesReference) {
   }
 }
 
+// A workspace too small for the batch splits it into query chunks; with next_n = 4 and groups of
+// two queries (64 heads) a chunk of 6 or 10 queries would start in the middle of a sequence.
+// Limits from 4 to 160 KB give chunks of every size: each must read its queries' own sequences.
+TEST(Cuda, DecodeInSmallQueryChunks) {
+  SKIP_WITHOUT_GPU();
+  const int num_seqs = 5, next_n = 4, page_size = 64, max_pages = 40, num_pages = 220;
+  Problem p = MakeProblem(64, num_seqs * next_n, int64_t{num_pages} * page_size, 41);
+  p.cfg.top_k = 128;
+  p.cfg.block_size = 128;
+  p.cfg.block_budget = 6;
+  PagedBatch batch(p, num_seqs, max_pages, num_pages, page_size, next_n, /*seed=*/61,
+                   /*shortest_first=*/false);
+  // Every sequence is long enough that the scores decide the selection (this seed's shortest
+  // has 1034 keys), so keys read from another sequence would show.
+  for (int32_t len : batch.lens) ASSERT_GT(len, 4 * p.cfg.top_k);
+  const int64_t T = int64_t{num_seqs} * next_n;
+  const int64_t slots = PooledSlotsForPages(p.cfg, num_pages, page_size);
+  DeviceArray<uint8_t> pk(std::vector<uint8_t>(slots * 128, 0));
+  DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
+  ASSERT_TRUE(BuildPooledKeysPaged(p.cfg, batch.in.cache, batch.in.seqs,
+                                   {pk.get(), ps.get(), slots}, Gpu())
+                  .ok());
+  const std::vector<uint8_t> host_pk = pk.Download();
+  const std::vector<float> host_ps = ps.Download();
+  CheckOptions check;
+  check.rel_tol = kGpuRelTol;
+  for (size_t limit = 4096; limit <= 160 * 1024; limit += 4096) {
+    SCOPED_TRACE(testing::Message() << "workspace limit " << limit);
+    RunOptions opts = Gpu();
+    opts.workspace_limit_bytes = limit;
+    GuardedOutput flat(T * p.cfg.top_k);
+    ASSERT_TRUE(FlatTopkDecode(p.cfg, batch.in, {flat.data()}, opts).ok());
+    const std::vector<int32_t> got_flat = flat.Get();
+    const CheckResult rf = CheckFlatDecode(p.cfg, batch.host, got_flat.data(), check);
+    EXPECT_TRUE(rf.ok()) << "flat: " << rf.first_failure;
+    GuardedOutput idx(T * p.cfg.top_k), blocks(T * p.cfg.block_budget);
+    TopkOutputs out;
+    out.indices = idx.data();
+    out.blocks = blocks.data();
+    ASSERT_TRUE(HisaTopkDecode(p.cfg, batch.in, {pk.get(), ps.get(), slots}, out, opts).ok());
+    const std::vector<int32_t> got = idx.Get(), got_blocks = blocks.Get();
+    const CheckResult rh = CheckHisaDecode(p.cfg, batch.host,
+                                           {host_pk.data(), host_ps.data(), slots}, got.data(),
+                                           got_blocks.data(), check);
+    EXPECT_TRUE(rh.ok()) << "HISA: " << rh.first_failure;
+  }
+}
+
 TEST(Cuda, RepeatedRunsBitwiseIdentical) {
   SKIP_WITHOUT_GPU();
   Problem p = MakeProblem(64, 64, 20000, 5);

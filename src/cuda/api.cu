@@ -227,14 +227,16 @@ ScoreParams PagedKeyFields(const DecodeInputs& in) {
 }
 
 // The query chunk that keeps per_query_bytes * chunk within what the budget leaves: a multiple
-// of the group (queries per CTA), at least one group, at most T.
+// of `unit`, at least one unit, at most T. The unit is the group (queries per CTA) and, in
+// decode, next_n (which the group divides): a chunk then starts at a sequence's first query, as
+// the kernels assume when they find query t's sequence as t / next_n within the chunk.
 int64_t QueryChunk(const RunOptions& opts, const Scratch& scratch, int64_t per_query_bytes,
-                   int32_t group, int64_t T) {
+                   int32_t unit, int64_t T) {
   const int64_t budget = static_cast<int64_t>(opts.workspace_limit_bytes) -
                          static_cast<int64_t>(scratch.bytes());
-  int64_t chunk = std::max<int64_t>(group, budget / per_query_bytes);
-  chunk = std::min<int64_t>(chunk / group * group, T);
-  return std::max<int64_t>(chunk, std::min<int64_t>(group, T));
+  int64_t chunk = std::max<int64_t>(unit, budget / per_query_bytes);
+  chunk = std::min<int64_t>(chunk / unit * unit, T);
+  return std::max<int64_t>(chunk, std::min<int64_t>(unit, T));
 }
 
 // Map over the q rows of queries [t0, t0 + tc).
@@ -263,12 +265,17 @@ struct FlatJob {
   TopkParams topk;     // add (absolute prefill) or paging fields (kPagedRow) filled
 };
 
+// Query chunks hold whole groups and, in decode, whole sequences (next_n is 1 in prefill; the
+// decode group divides next_n).
+int32_t ChunkUnit(const FlatJob& job) { return std::max(job.group, job.score.next_n); }
+
 Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
   const IndexerConfig& cfg = *job.cfg;
   DeviceInfo device;
   HISA_RETURN_IF_ERROR(CurrentDevice(&device));
   const int64_t stride = RoundUp(std::max<int32_t>(job.max_len, 1), 4);
-  const int64_t chunk = QueryChunk(*job.opts, scratch, stride * 4, job.group, job.num_queries);
+  const int64_t chunk =
+      QueryChunk(*job.opts, scratch, stride * 4, ChunkUnit(job), job.num_queries);
   float* scores = nullptr;
   HISA_RETURN_IF_ERROR(scratch.Allocate(chunk * stride, &scores));
   for (int64_t t0 = 0; t0 < job.num_queries; t0 += chunk) {
@@ -425,7 +432,7 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
   // Scores of both stages, in query chunks within the budget.
   const int64_t stride1 = RoundUp(max_blocks, 4);
   const int64_t stride2 = RoundUp(int64_t{m} * B, 4);
-  const int64_t chunk = QueryChunk(*job.opts, scratch, (stride1 + stride2) * 4, job.group, T);
+  const int64_t chunk = QueryChunk(*job.opts, scratch, (stride1 + stride2) * 4, ChunkUnit(job), T);
   float *scores1, *scores2;
   HISA_RETURN_IF_ERROR(scratch.Allocate(chunk * stride1, &scores1));
   HISA_RETURN_IF_ERROR(scratch.Allocate(chunk * stride2, &scores2));
