@@ -1,6 +1,8 @@
 // hisa_gpu_bench: the GPU sweep of `hisa bench --backend cuda` with its defaults, as one program
 // for bench/gpu_check.sh. Prints a fixed-width table; --json for machines.
+#include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -29,9 +31,44 @@ const Preset kPresets[] = {
 
 }  // namespace
 
+constexpr const char* kUsage =
+    "usage: hisa_gpu_bench [--json] [--one | --decode-one | --million | --quick] [--at N]\n"
+    "\n"
+    "Without a preset: the full GPU sweep of `hisa bench --backend cuda` (prefill 8K-128K, decode\n"
+    "batch 1-128 at 32K and 128K, next_n 1 and 2; several minutes), flat and HISA side by side.\n"
+    "  --json        one JSON object per row instead of the table\n"
+    "  --one         prefill at 128K and decode batch 64 at 128K, once each, no warm-up (profilers)\n"
+    "  --decode-one  decode batch 1 and 64 at 128K, once each (profilers)\n"
+    "  --million     prefill and decode batch 1 at 1M keys, once (peak memory)\n"
+    "  --quick       prefill 32K and 128K (and the scoring kernel alone), decode batch 1 and 64\n"
+    "                at 128K; 10 repeats after 3 warm-up runs\n"
+    "  --at N        with a preset: the prefill case at N keys instead\n"
+    "Progress goes to stderr, the table to stdout; times are milliseconds.\n";
+
 int main(int argc, char** argv) {
   hisa::tools::CudaBenchOptions options;
   bool json = false;
+  for (int i = 1; i < argc; ++i) {
+    const bool known_flag = !std::strcmp(argv[i], "--json") ||
+                            std::any_of(std::begin(kPresets), std::end(kPresets),
+                                        [&](const Preset& p) { return !std::strcmp(argv[i], p.flag); });
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (!std::strcmp(argv[i], "--at")) {
+      if (i + 1 >= argc || std::atoll(argv[i + 1]) <= 0) {
+        std::fprintf(stderr, "hisa_gpu_bench: --at needs a positive number of keys\n%s", kUsage);
+        return 2;
+      }
+      ++i;
+      continue;
+    }
+    if (!known_flag) {
+      std::fprintf(stderr, "hisa_gpu_bench: unknown argument '%s'\n%s", argv[i], kUsage);
+      return 2;
+    }
+  }
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json")) json = true;
     for (const Preset& preset : kPresets) {
