@@ -348,6 +348,9 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
   const int box_shift = __ffs(p.box_rows) - 1;  // box_rows is a power of two
   const int box_mask = p.box_rows - 1;
   const bool rows_are_coordinates = p.layout == KeyLayout::kRows;
+  // Key rows are bulk-copy coordinates (32 bits): one unsigned compare bounds a row, negative
+  // ones included (64-bit compares cost about 20 instructions a tile).
+  const uint32_t row_limit = static_cast<uint32_t>(min(p.num_rows, int64_t{INT_MAX}));
   float acc[kBanks * kAcc];  // bank b: acc[b * kAcc, (b + 1) * kAcc), the wgmma's columns of b
   int32_t lo[kBanks], hi[kBanks];
   uint32_t q_iter = 0, kv_iter = 0;
@@ -390,8 +393,9 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
       const int c_row0 = it.c_begin + j * kTileKeys + row0;
       float scale0 = 0.0f, scale1 = 0.0f;
       if (rows_are_coordinates) {  // issued before the wait: the latency hides behind it
-        if (c_row0 >= 0 && c_row0 < p.num_rows) scale0 = __ldg(p.kscale + c_row0);
-        if (c_row0 + 8 >= 0 && c_row0 + 8 < p.num_rows) scale1 = __ldg(p.kscale + c_row0 + 8);
+        const uint32_t r0 = static_cast<uint32_t>(c_row0), r1 = r0 + 8;
+        if (r0 < row_limit) scale0 = __ldg(p.kscale + r0);
+        if (r1 < row_limit) scale1 = __ldg(p.kscale + r1);
       }
       Wait(kv_full[s], (kv_iter / kStages) & 1, 3, item, j, it.num_tiles, kv_iter);
       // Keys written by plain asynchronous copies are read by the tensor cores' proxy.
@@ -421,10 +425,10 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
       if (!rows_are_coordinates) {
         const int32_t* box_row = smem_box_rows + s * kTileKeys;
         const int32_t first0 = box_row[row0 >> box_shift], first1 = box_row[(row0 + 8) >> box_shift];
-        const int64_t row_a = first0 < 0 ? -1 : int64_t{first0} + (row0 & box_mask);
-        const int64_t row_b = first1 < 0 ? -1 : int64_t{first1} + ((row0 + 8) & box_mask);
-        scale0 = row_a >= 0 && row_a < p.num_rows ? __ldg(p.kscale + row_a) : 0.0f;
-        scale1 = row_b >= 0 && row_b < p.num_rows ? __ldg(p.kscale + row_b) : 0.0f;
+        const uint32_t row_a = static_cast<uint32_t>(first0) + (row0 & box_mask);
+        const uint32_t row_b = static_cast<uint32_t>(first1) + ((row0 + 8) & box_mask);
+        scale0 = first0 >= 0 && row_a < row_limit ? __ldg(p.kscale + row_a) : 0.0f;
+        scale1 = first1 >= 0 && row_b < row_limit ? __ldg(p.kscale + row_b) : 0.0f;
       }
 
       // 2. ReLU-weighted head sum, bank by bank: 2 keys x H/4 heads here, the other 3/4 in the

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 #include <cudaTypedefs.h>
 
+#include <limits>
 #include <mutex>
 
 #include "core/check.h"
@@ -32,6 +33,10 @@ Status MakeRowMap(CUtensorMap* map, const void* base, int64_t rows, int row_byte
     return {StatusCode::kDeviceError, "cuTensorMapEncodeTiled is not available from the driver"};
   }
   if (row_bytes != 128) return core::Unsupported("TMA row map needs 128-byte rows, got {}", row_bytes);
+  // Bulk-copy coordinates are 32-bit: the kernels address rows as int32 (and bound them so).
+  if (rows > std::numeric_limits<int32_t>::max()) {
+    return core::Unsupported("the CUDA backend addresses at most 2^31 - 1 rows, got {}", rows);
+  }
   const cuuint64_t dims[2] = {static_cast<cuuint64_t>(row_bytes),
                               static_cast<cuuint64_t>(rows > 0 ? rows : 1)};
   const cuuint64_t strides[1] = {static_cast<cuuint64_t>(row_bytes)};
