@@ -542,7 +542,8 @@ Status LaunchScore(int heads, const ScoreParams& params, const CUtensorMap& q_ma
   if (params.group_size < 1 || params.group_size * heads > kQueryRowsPerCta) {
     return {StatusCode::kInternal, "score kernel: bad group size"};
   }
-  // One instance per (heads, queries per CTA): a CTA never computes a bank it does not use.
+  // One instance per (heads, queries per CTA), each for the row layout and for the others
+  // (Launch): a CTA never computes a bank it does not use.
   const int g = params.group_size;
   switch (heads) {
     case 32:

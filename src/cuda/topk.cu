@@ -11,8 +11,8 @@
 // its lowest indices win, taken in index order in step 2.
 //
 // Rows of at most 2048 keys (HISA stage 1's block rows), and a few rows of at most 8192 (HISA
-// stage 2 in decode), take TopkRegisterKernel instead: the row is read once into registers and
-// selected there (select.cuh).
+// stage 2 in decode, short decode rows), take TopkRegisterKernel instead: the row is read once
+// into registers and selected there (select.cuh).
 #include <cooperative_groups.h>
 #include <cub/block/block_scan.cuh>
 
@@ -647,10 +647,10 @@ Status LaunchTopk(const TopkParams& params, cudaStream_t stream) {
     if (params.max_len <= 1024) return LaunchRegisterRows<256, 4>(params, stream);
     return LaunchRegisterRows<256, 8>(params, stream);
   }
-  // Rows of up to 8192 keys (HISA stage 2's candidates), fewer than two waves of them (decode):
-  // the row in registers of 512 threads, which cuts the latency of the kernels below (stage 2 of
-  // batch-64 decode 13.2 -> 11.9-12.4 us, batch 1 12.3 -> 10.1-10.5 us); with many rows
-  // (prefill) it was slower (51 against 47 us).
+  // Rows of up to 8192 keys, fewer than two waves of them (HISA stage 2's candidates in decode,
+  // short flat decode rows): the row in registers of 512 threads, which cuts the latency of the
+  // kernels below (stage 2 of batch-64 decode 13.2 -> 11.9-12.4 us, batch 1 12.3 -> 10.1-10.5
+  // us); with many rows (prefill's stage 2) it was slower (51 against 47 us).
   if (params.max_len > 2048 && params.max_len <= 8192 && !params.sort_by_score &&
       params.rows < 2 * device.sm_count) {
     return LaunchRegisterRows<512, 16>(params, stream);
