@@ -97,10 +97,11 @@ int Segments(int64_t groups, int64_t max_len, int sm_count) {
 }
 
 // Key segments per group for short rows (HISA's blocks and candidates): as many as fill the resident
-// CTAs once, at least one tile each; a second, partial round would cost more than it spreads.
-int OneRoundSegments(int64_t groups, int64_t max_len, int slots) {
+// CTAs once, at least one tile (of tile_keys) each; a second, partial round would cost more than
+// it spreads.
+int OneRoundSegments(int64_t groups, int64_t max_len, int slots, int tile_keys) {
   if (groups <= 0) return 1;
-  const int64_t cap = std::max<int64_t>(1, max_len / kScoreTileKeys);
+  const int64_t cap = std::max<int64_t>(1, max_len / tile_keys);
   return static_cast<int>(std::clamp<int64_t>(slots / groups, 1, cap));
 }
 
@@ -450,7 +451,8 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
     s1.num_queries = tc;
     s1.group_size = job.group;
     s1.segments = OneRoundSegments((tc + job.group - 1) / job.group, max_blocks,
-                                   device.sm_count * ScoreCtasPerSm(cfg.num_heads, job.group));
+                                   device.sm_count * ScoreCtasPerSm(cfg.num_heads, job.group),
+                                   ScoreTileKeys(cfg.num_heads, job.group, s1));
     s1.lo = lo1 + t0;
     s1.hi = hi1 + t0;
     s1.scores = scores1;
@@ -482,7 +484,8 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
     s2.num_queries = tc;
     s2.group_size = 1;
     s2.segments =
-        OneRoundSegments(tc, int64_t{m} * B, device.sm_count * ScoreCtasPerSm(cfg.num_heads, 1));
+        OneRoundSegments(tc, int64_t{m} * B, device.sm_count * ScoreCtasPerSm(cfg.num_heads, 1),
+                         kScoreTileKeys);
     s2.lo = lo2 + t0;
     s2.hi = hi2 + t0;
     s2.layout = KeyLayout::kBlocks;

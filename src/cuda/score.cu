@@ -2,7 +2,8 @@
 // specialized, persistent.
 //
 // A CTA holds the q rows of a group of queries (at most 128 / H queries x H heads) and streams
-// tiles of 192 keys. Keys are the M side of the matrix product (3 math warpgroups x 64 keys) and
+// tiles of 192 keys (128 for the pooled keys of a paged cache: two math warpgroups, Shape).
+// Keys are the M side of the matrix product (3 math warpgroups x 64 keys) and
 // (query, head) pairs the N side, one bank of H columns per query (one wgmma chain of N =
 // banks x H): so a thread's accumulators hold 2 keys x H/4 heads of each query, and the
 // ReLU-weighted head sum is mostly thread-local (shuffles within the lane quad finish it)
@@ -35,11 +36,17 @@ constexpr int kHeadDim = 128;
 // (640 threads: 96 registers at launch) with setmaxnreg to 112 for math and 32 for the producer,
 // or 104 and 64 (the CTA's pool is 640 x 96), spill in the math loop and measured slower: flat
 // scoring at 128K 2.64 and 2.79 ms against 2.25 for three (before the single wgmma chain).
-constexpr int kMathWarpgroups = 3;
-constexpr int kTileKeys = 64 * kMathWarpgroups;
-static_assert(kTileKeys == kScoreTileKeys);
-constexpr int kThreads = (kMathWarpgroups + 1) * 128;
-constexpr int kKeyTileBytes = kTileKeys * kHeadDim;       // 24 KB
+// The pooled keys of a paged cache (one-row copies, HISA decode stage 1) take two when the group
+// fills at most 64 columns (ScoreTileKeys): a query's few tiles spread over more CTAs, and the
+// producer copies 128 rows a tile instead of 192 (stage 1 of batch-1 decode at 128K 11.6 ->
+// 7.4 us, batch 64 13.0 -> 11.1 us). For the other layouts two were slower (r9 experiments).
+template <int kMathWarpgroups>
+struct Shape {
+  static constexpr int kTileKeys = 64 * kMathWarpgroups;
+  static constexpr int kThreads = (kMathWarpgroups + 1) * 128;
+  static constexpr int kKeyTileBytes = kTileKeys * kHeadDim;  // 24 KB for three
+};
+static_assert(Shape<3>::kTileKeys == kScoreTileKeys && Shape<2>::kTileKeys == kScoreTileKeysSmall);
 constexpr int kQBytes = kQueryRowsPerCta * kHeadDim;      // 16 KB
 
 using Barrier = cutlass::arch::ClusterTransactionBarrier;
@@ -76,10 +83,13 @@ __device__ __forceinline__ void Wait(const Barrier& barrier, uint32_t phase, int
 // thread: it runs two CTAs per SM, with 3 pipeline stages each, so that one CTA's barrier waits
 // and epilogues overlap the other's tensor work (one query per CTA in HISA stage 2 and decode is
 // latency-bound with one CTA per SM). Wider groups run one CTA per SM with 5 stages.
-template <int kColumns>
+// Two math warpgroups (tiles of 16 KB) keep 4 stages at two CTAs per SM.
+template <int kColumns, int kMathWarpgroups>
 struct Config {
+  static constexpr int kTileKeys = Shape<kMathWarpgroups>::kTileKeys;
+  static constexpr int kKeyTileBytes = Shape<kMathWarpgroups>::kKeyTileBytes;
   static constexpr int kCtasPerSm = ScoreCtasPerSm(kColumns, 1);
-  static constexpr int kStages = kCtasPerSm == 2 ? 3 : 5;
+  static constexpr int kStages = kCtasPerSm == 2 ? (kMathWarpgroups == 2 ? 4 : 3) : 5;
   static constexpr int kQOffset = 0;                         // [2][128 rows][128 B]
   static constexpr int kKeyOffset = kQOffset + 2 * kQBytes;  // [kStages][kTileKeys][128 B]
   static constexpr int kBoxRowOffset = kKeyOffset + kStages * kKeyTileBytes;  // [kStages][kTileKeys]
@@ -127,9 +137,10 @@ struct Item {
   int32_t count = 0;      // queries in the group
   int32_t c_begin = 0;    // first coordinate of the first tile
   int32_t c_end = 0;      // one past the group's last coordinate (union of ranges)
-  int32_t num_tiles = 0;  // tiles of kTileKeys coordinates
+  int32_t num_tiles = 0;  // tiles of kTileKeys coordinates (the instance's tile)
 };
 
+template <int kTileKeys>
 __device__ __forceinline__ Item GetItem(const ScoreParams& p, int item, int num_groups) {
   Item it;
   const int group = num_groups - 1 - item / p.segments;  // later (longer, causal) groups first
@@ -200,14 +211,17 @@ __device__ __forceinline__ int64_t KeyRow(const ScoreParams& p, const GroupKeys&
   return -1;
 }
 
-template <int kHeads, int kBanks, bool kNonRowLayout>
-__global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
+template <int kHeads, int kBanks, bool kNonRowLayout, int kMathWarpgroups>
+__global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
+                                  Config<kHeads * kBanks, kMathWarpgroups>::kCtasPerSm)
     ScoreKernel(const __grid_constant__ ScoreParams p, const __grid_constant__ CUtensorMap q_map,
                 const __grid_constant__ CUtensorMap k_map,
                 int num_groups, int num_items) {
   static_assert(kBanks * kHeads <= kQueryRowsPerCta, "one q tile holds the group");
   constexpr int kAcc = kHeads / 2;                    // accumulators per thread per bank
-  using C = Config<kHeads * kBanks>;
+  using C = Config<kHeads * kBanks, kMathWarpgroups>;
+  constexpr int kTileKeys = C::kTileKeys;
+  constexpr int kKeyTileBytes = C::kKeyTileBytes;
   constexpr int kStages = C::kStages;
   constexpr bool kGatesInRegisters = C::kCtasPerSm == 1 && kBanks <= 2;
   // One wgmma chain of N = banks x H: its accumulators are the banks' in bank order, and it reads
@@ -254,7 +268,7 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
     }
     uint32_t q_iter = 0, kv_iter = 0;
     for (int item = blockIdx.x; item < num_items; item += gridDim.x) {
-      const Item it = GetItem(p, item, num_groups);
+      const Item it = GetItem<kTileKeys>(p, item, num_groups);
       if (it.num_tiles == 0) continue;
       const GroupKeys keys_of = GetGroupKeys(p, it.t0);
       // 1. The group's q rows.
@@ -360,7 +374,7 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
   int32_t lo[kBanks], hi[kBanks];
   uint32_t q_iter = 0, kv_iter = 0;
   for (int item = blockIdx.x; item < num_items; item += gridDim.x) {
-    const Item it = GetItem(p, item, num_groups);
+    const Item it = GetItem<kTileKeys>(p, item, num_groups);
     if (it.num_tiles == 0) continue;
     float* out_row[kBanks];  // indexed by coordinate: scores of query t0 + b
 #pragma unroll
@@ -507,7 +521,7 @@ __global__ void __launch_bounds__(kThreads, Config<kHeads * kBanks>::kCtasPerSm)
   }
 }
 
-template <int kHeads, int kBanks, bool kNonRowLayout>
+template <int kHeads, int kBanks, bool kNonRowLayout, int kMathWarpgroups = 3>
 Status LaunchInstance(const ScoreParams& params, const CUtensorMap& q_map, const CUtensorMap& k_map,
                       cudaStream_t stream) {
   DeviceInfo device;
@@ -516,12 +530,14 @@ Status LaunchInstance(const ScoreParams& params, const CUtensorMap& q_map, const
   const int num_items = num_groups * params.segments;
   if (num_items == 0) return {};
   static std::atomic<uint64_t> configured{0};
-  constexpr int kSmemBytes = Config<kHeads * kBanks>::kSmemBytes;
-  const auto kernel = ScoreKernel<kHeads, kBanks, kNonRowLayout>;
+  using C = Config<kHeads * kBanks, kMathWarpgroups>;
+  constexpr int kSmemBytes = C::kSmemBytes;
+  const auto kernel = ScoreKernel<kHeads, kBanks, kNonRowLayout, kMathWarpgroups>;
   HISA_RETURN_IF_ERROR(
       AllowSharedMemory(reinterpret_cast<const void*>(kernel), kSmemBytes, &configured));
-  const int grid = std::min(num_items, device.sm_count * Config<kHeads * kBanks>::kCtasPerSm);
-  kernel<<<grid, kThreads, kSmemBytes, stream>>>(params, q_map, k_map, num_groups, num_items);
+  const int grid = std::min(num_items, device.sm_count * C::kCtasPerSm);
+  kernel<<<grid, Shape<kMathWarpgroups>::kThreads, kSmemBytes, stream>>>(params, q_map, k_map,
+                                                                        num_groups, num_items);
   HISA_CUDA_CHECK_LAUNCH("score kernel launch");
   return {};
 }
@@ -531,6 +547,11 @@ Status Launch(const ScoreParams& params, const CUtensorMap& q_map, const CUtenso
               cudaStream_t stream) {
   if (params.layout == KeyLayout::kRows) {
     return LaunchInstance<kHeads, kBanks, false>(params, q_map, k_map, stream);
+  }
+  if constexpr (kHeads * kBanks <= 64) {
+    if (ScoreTileKeys(kHeads, kBanks, params) == kScoreTileKeysSmall) {
+      return LaunchInstance<kHeads, kBanks, true, 2>(params, q_map, k_map, stream);
+    }
   }
   return LaunchInstance<kHeads, kBanks, true>(params, q_map, k_map, stream);
 }

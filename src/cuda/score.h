@@ -72,8 +72,14 @@ Status LaunchScore(int heads, const ScoreParams& params, const CUtensorMap& q_ma
 /// when the group fills at most 64 columns.
 constexpr int ScoreCtasPerSm(int heads, int group_size) { return heads * group_size <= 64 ? 2 : 1; }
 
-/// Keys per tile of the scoring kernel (a segment of fewer keys is no cheaper).
+/// Keys per tile of the scoring kernel (a segment of fewer keys is no cheaper): 192 (three math
+/// warpgroups), or 128 (two) for the pooled keys of a paged cache (one-row copies) when the group
+/// fills at most 64 columns (HISA decode stage 1: a few tiles a query, latency-bound).
 constexpr int kScoreTileKeys = 192;
+constexpr int kScoreTileKeysSmall = 128;
+inline int ScoreTileKeys(int heads, int group_size, const ScoreParams& p) {
+  return p.row_copies && heads * group_size <= 64 ? kScoreTileKeysSmall : kScoreTileKeys;
+}
 
 /// Rows per q box for H heads: 128 (the number of (query, head) rows one CTA holds).
 constexpr int kQueryRowsPerCta = 128;
