@@ -527,12 +527,6 @@ TEST(Cuda, HisaDecodeMatchesReference) {
       DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
       ASSERT_TRUE(
           BuildPooledKeysPaged(p.cfg, in.cache, in.seqs, {pk.get(), ps.get(), slots}, Gpu()).ok());
-      GuardedOutput idx(int64_t{num_seqs} * next_n * p.cfg.top_k),
-          blocks(int64_t{num_seqs} * next_n * p.cfg.block_budget);
-      TopkOutputs out;
-      out.indices = idx.data();
-      out.blocks = blocks.data();
-      ASSERT_TRUE(HisaTopkDecode(p.cfg, in, {pk.get(), ps.get(), slots}, out, Gpu()).ok());
       const std::vector<uint8_t> host_pk = pk.Download();
       const std::vector<float> host_ps = ps.Download();
       // The GPU's pooled keys equal the CPU's.
@@ -543,12 +537,25 @@ TEST(Cuda, HisaDecodeMatchesReference) {
                       .ok());
       EXPECT_EQ(host_pk, cpu_pk);
       EXPECT_EQ(host_ps, cpu_ps);
-      const std::vector<int32_t> got = idx.Get(), got_blocks = blocks.Get();
-      CheckOptions check;
-      check.rel_tol = kGpuRelTol;
-      const CheckResult r = CheckHisaDecode(p.cfg, host, {host_pk.data(), host_ps.data(), slots},
-                                            got.data(), got_blocks.data(), check);
-      EXPECT_TRUE(r.ok()) << r.first_failure;
+      // Relative positions, and absolute ones (stage 2's candidates mapped to paged rows).
+      for (PositionBase base : {PositionBase::kRelative, PositionBase::kAbsolute}) {
+        GuardedOutput idx(int64_t{num_seqs} * next_n * p.cfg.top_k),
+            blocks(int64_t{num_seqs} * next_n * p.cfg.block_budget);
+        TopkOutputs out;
+        out.indices = idx.data();
+        out.blocks = blocks.data();
+        RunOptions opts = Gpu();
+        opts.positions = base;
+        ASSERT_TRUE(HisaTopkDecode(p.cfg, in, {pk.get(), ps.get(), slots}, out, opts).ok());
+        const std::vector<int32_t> got = idx.Get(), got_blocks = blocks.Get();
+        CheckOptions check;
+        check.rel_tol = kGpuRelTol;
+        check.positions = base;
+        const CheckResult r = CheckHisaDecode(p.cfg, host,
+                                              {host_pk.data(), host_ps.data(), slots}, got.data(),
+                                              got_blocks.data(), check);
+        EXPECT_TRUE(r.ok()) << r.first_failure;
+      }
     }
   }
 }

@@ -1,7 +1,7 @@
 // Internal, device side: the quotient and remainder of a position by a page or block size, by
 // shifts when the size is a power of two (the usual page and block sizes). Used wherever a
 // kernel maps positions to pages or blocks per key: the scoring kernel's producer, the pooling
-// kernel, the top-k's candidate output.
+// kernel, the top-k's candidate and paged-row outputs.
 #pragma once
 
 #include <cuda_runtime.h>

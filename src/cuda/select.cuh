@@ -35,12 +35,13 @@ struct CandidateMap {
 __device__ __forceinline__ int32_t CandidateValue(const CandidateMap& c, uint32_t idx) {
   int r;  // candidates of a row number at most m * B < 2^31
   const int i = DivMod(static_cast<int>(idx), c.block_size, &r);
-  const int64_t pos = int64_t{c.blocks[i]} * c.block_size + r;
+  const int pos = c.blocks[i] * c.block_size + r;  // a position: 32 bits
   if (c.pages != nullptr) {
-    return static_cast<int32_t>(int64_t{c.pages[pos / c.page_size]} * c.page_size +
-                                pos % c.page_size);
+    int within;
+    const int page = DivMod(pos, c.page_size, &within);
+    return static_cast<int32_t>(int64_t{c.pages[page]} * c.page_size + within);
   }
-  return static_cast<int32_t>(pos) + c.add;
+  return pos + c.add;
 }
 
 /// The keys of row[first, first + kPerThread) (0 past len), every load in flight before the

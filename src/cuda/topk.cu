@@ -36,10 +36,13 @@ __device__ __forceinline__ uint32_t IndexOf(uint64_t key) {
   return 0xFFFFFFFFu - static_cast<uint32_t>(key);
 }
 
-__device__ __forceinline__ int32_t PagedRow(const TopkParams& p, int row, int64_t pos) {
+// Paged row of position pos of row `row`'s sequence (positions and rows fit 32 bits: rows are
+// bulk-copy coordinates).
+__device__ __forceinline__ int32_t PagedRow(const TopkParams& p, int row, uint32_t pos) {
   const int32_t* pages = p.block_table + int64_t{row / p.next_n} * p.bt_stride;
-  return static_cast<int32_t>(int64_t{pages[pos / p.page_size]} * p.page_size +
-                              pos % p.page_size);
+  int r;
+  const int page = DivMod(static_cast<int>(pos), p.page_size, &r);
+  return static_cast<int32_t>(int64_t{pages[page]} * p.page_size + r);
 }
 
 // add: p.add[row] (or 0); blocks: the row's block list (kCandidate), both loaded once per row.
