@@ -60,10 +60,13 @@ Status CheckAligned(const void* ptr, const char* name) {
   return {};
 }
 
+// The kernels copy min(P, 64) rows a box and find a key's box by shifts: of the page sizes the
+// library takes (multiples of 16), 16, 32, 64 and the multiples of 64. 48 was once accepted here
+// and gave wrong key scales, silently.
 Status CheckPageSize(int32_t page_size) {
-  if (page_size > 64 && page_size % 64 != 0) {
-    return core::Unsupported("backend = cuda: page_size = {} must be 16, 32, 64 or a multiple of 64",
-                             page_size);
+  if (page_size != 16 && page_size != 32 && page_size % 64 != 0) {
+    return core::Unsupported(
+        "backend = cuda: page_size = {} must be 16, 32, 64 or a multiple of 64", page_size);
   }
   return {};
 }
