@@ -344,32 +344,48 @@ struct PagedBatch {
   }
 };
 
+// Flat decode against the reference, every case of DecodeCases: the head counts (each takes other
+// scoring instances: groups of 1, 2 or 4 queries), the page-size paths (for 64 heads), next_n 1,
+// 2 and 4; relative and absolute positions.
+struct DecodeCase {
+  int heads, page_size, next_n;
+};
+std::vector<DecodeCase> DecodeCases(std::initializer_list<int> page_sizes,
+                                    std::initializer_list<int> next_ns) {
+  std::vector<DecodeCase> cases;
+  for (int heads : {64, 32, 128}) {
+    for (int page_size : page_sizes) {
+      if (heads != 64 && page_size < 64) continue;
+      for (int next_n : next_ns) cases.push_back({heads, page_size, next_n});
+    }
+  }
+  return cases;
+}
+
 TEST(Cuda, FlatDecodeMatchesReference) {
   SKIP_WITHOUT_GPU();
-  for (int page_size : {64, 16, 128, 32}) {
-    for (int next_n : {1, 2, 4}) {
-      SCOPED_TRACE(testing::Message() << "page " << page_size << " next_n " << next_n);
-      // The same key counts for every page size (small pages: more of them).
-      const int scale = 64 / std::min(page_size, 64);
-      const int num_seqs = 5, max_pages = 40 * scale, num_pages = 220 * scale;
-      Problem p = MakeProblem(64, num_seqs * next_n, int64_t{num_pages} * page_size, 7 + next_n);
-      p.cfg.top_k = 300;
-      PagedBatch batch(p, num_seqs, max_pages, num_pages, page_size, next_n,
-                       page_size * 10 + next_n, /*shortest_first=*/true);
-      const DecodeInputs& in = batch.in;
-      const DecodeInputs& host = batch.host;
-      for (PositionBase base : {PositionBase::kRelative, PositionBase::kAbsolute}) {
-        GuardedOutput out(int64_t{num_seqs} * next_n * p.cfg.top_k);
-        RunOptions opts = Gpu();
-        opts.positions = base;
-        ASSERT_TRUE(FlatTopkDecode(p.cfg, in, {out.data()}, opts).ok());
-        const std::vector<int32_t> got = out.Get();
-        CheckOptions check;
-        check.rel_tol = kGpuRelTol;
-        check.positions = base;
-        const CheckResult r = CheckFlatDecode(p.cfg, host, got.data(), check);
-        EXPECT_TRUE(r.ok()) << r.first_failure;
-      }
+  for (const DecodeCase& c : DecodeCases({64, 16, 128, 32}, {1, 2, 4})) {
+    SCOPED_TRACE(testing::Message() << "heads " << c.heads << " page " << c.page_size
+                                    << " next_n " << c.next_n);
+    // The same key counts for every page size (small pages: more of them).
+    const int scale = 64 / std::min(c.page_size, 64);
+    const int num_seqs = 5, max_pages = 40 * scale, num_pages = 220 * scale;
+    Problem p = MakeProblem(c.heads, num_seqs * c.next_n, int64_t{num_pages} * c.page_size,
+                            7 + c.next_n);
+    p.cfg.top_k = 300;
+    PagedBatch batch(p, num_seqs, max_pages, num_pages, c.page_size, c.next_n,
+                     c.page_size * 10 + c.next_n, /*shortest_first=*/true);
+    for (PositionBase base : {PositionBase::kRelative, PositionBase::kAbsolute}) {
+      GuardedOutput out(int64_t{num_seqs} * c.next_n * p.cfg.top_k);
+      RunOptions opts = Gpu();
+      opts.positions = base;
+      ASSERT_TRUE(FlatTopkDecode(p.cfg, batch.in, {out.data()}, opts).ok());
+      const std::vector<int32_t> got = out.Get();
+      CheckOptions check;
+      check.rel_tol = kGpuRelTol;
+      check.positions = base;
+      const CheckResult r = CheckFlatDecode(p.cfg, batch.host, got.data(), check);
+      EXPECT_TRUE(r.ok()) << r.first_failure;
     }
   }
 }
@@ -510,55 +526,55 @@ TEST(Cuda, HisaSortedAndUnsortedAgree) {
   }
 }
 
+// HISA decode against the reference for the cases of DecodeCases (next_n 1 and 2); the pooled
+// keys against the CPU's; relative and absolute positions.
 TEST(Cuda, HisaDecodeMatchesReference) {
   SKIP_WITHOUT_GPU();
-  for (int page_size : {64, 128, 32}) {
-    for (int next_n : {1, 2}) {
-      SCOPED_TRACE(testing::Message() << "page " << page_size << " next_n " << next_n);
-      const int scale = 64 / std::min(page_size, 64);  // small pages: as many keys
-      const int num_seqs = 4, max_pages = 80 * scale, num_pages = 330 * scale;
-      Problem p = MakeProblem(64, num_seqs * next_n, int64_t{num_pages} * page_size, 31);
-      p.cfg.top_k = 256;
-      p.cfg.block_size = 128;
-      p.cfg.block_budget = 6;
-      PagedBatch batch(p, num_seqs, max_pages, num_pages, page_size, next_n, page_size + next_n,
-                       /*shortest_first=*/false);
-      const DecodeInputs& in = batch.in;
-      const DecodeInputs& host = batch.host;
-      const int64_t slots = PooledSlotsForPages(p.cfg, num_pages, page_size);
-      DeviceArray<uint8_t> pk(std::vector<uint8_t>(slots * 128, 0));
-      DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
-      ASSERT_TRUE(
-          BuildPooledKeysPaged(p.cfg, in.cache, in.seqs, {pk.get(), ps.get(), slots}, Gpu()).ok());
-      const std::vector<uint8_t> host_pk = pk.Download();
-      const std::vector<float> host_ps = ps.Download();
-      // The GPU's pooled keys equal the CPU's.
-      std::vector<uint8_t> cpu_pk(slots * 128, 0);
-      std::vector<float> cpu_ps(slots, 1.0f);
-      ASSERT_TRUE(BuildPooledKeysPaged(p.cfg, host.cache, host.seqs,
-                                       {cpu_pk.data(), cpu_ps.data(), slots})
-                      .ok());
-      EXPECT_EQ(host_pk, cpu_pk);
-      EXPECT_EQ(host_ps, cpu_ps);
-      // Relative positions, and absolute ones (stage 2's candidates mapped to paged rows).
-      for (PositionBase base : {PositionBase::kRelative, PositionBase::kAbsolute}) {
-        GuardedOutput idx(int64_t{num_seqs} * next_n * p.cfg.top_k),
-            blocks(int64_t{num_seqs} * next_n * p.cfg.block_budget);
-        TopkOutputs out;
-        out.indices = idx.data();
-        out.blocks = blocks.data();
-        RunOptions opts = Gpu();
-        opts.positions = base;
-        ASSERT_TRUE(HisaTopkDecode(p.cfg, in, {pk.get(), ps.get(), slots}, out, opts).ok());
-        const std::vector<int32_t> got = idx.Get(), got_blocks = blocks.Get();
-        CheckOptions check;
-        check.rel_tol = kGpuRelTol;
-        check.positions = base;
-        const CheckResult r = CheckHisaDecode(p.cfg, host,
-                                              {host_pk.data(), host_ps.data(), slots}, got.data(),
-                                              got_blocks.data(), check);
-        EXPECT_TRUE(r.ok()) << r.first_failure;
-      }
+  for (const DecodeCase& c : DecodeCases({64, 128, 32}, {1, 2})) {
+    SCOPED_TRACE(testing::Message() << "heads " << c.heads << " page " << c.page_size
+                                    << " next_n " << c.next_n);
+    const int scale = 64 / std::min(c.page_size, 64);  // small pages: as many keys
+    const int num_seqs = 4, max_pages = 80 * scale, num_pages = 330 * scale;
+    Problem p = MakeProblem(c.heads, num_seqs * c.next_n, int64_t{num_pages} * c.page_size, 31);
+    p.cfg.top_k = 256;
+    p.cfg.block_size = 128;
+    p.cfg.block_budget = 6;
+    PagedBatch batch(p, num_seqs, max_pages, num_pages, c.page_size, c.next_n,
+                     c.page_size + c.next_n, /*shortest_first=*/false);
+    const DecodeInputs& in = batch.in;
+    const DecodeInputs& host = batch.host;
+    const int64_t slots = PooledSlotsForPages(p.cfg, num_pages, c.page_size);
+    DeviceArray<uint8_t> pk(std::vector<uint8_t>(slots * 128, 0));
+    DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
+    ASSERT_TRUE(
+        BuildPooledKeysPaged(p.cfg, in.cache, in.seqs, {pk.get(), ps.get(), slots}, Gpu()).ok());
+    const std::vector<uint8_t> host_pk = pk.Download();
+    const std::vector<float> host_ps = ps.Download();
+    // The GPU's pooled keys equal the CPU's.
+    std::vector<uint8_t> cpu_pk(slots * 128, 0);
+    std::vector<float> cpu_ps(slots, 1.0f);
+    ASSERT_TRUE(BuildPooledKeysPaged(p.cfg, host.cache, host.seqs,
+                                     {cpu_pk.data(), cpu_ps.data(), slots})
+                    .ok());
+    EXPECT_EQ(host_pk, cpu_pk);
+    EXPECT_EQ(host_ps, cpu_ps);
+    // Relative positions, and absolute ones (stage 2's candidates mapped to paged rows).
+    for (PositionBase base : {PositionBase::kRelative, PositionBase::kAbsolute}) {
+      GuardedOutput idx(int64_t{num_seqs} * c.next_n * p.cfg.top_k),
+          blocks(int64_t{num_seqs} * c.next_n * p.cfg.block_budget);
+      TopkOutputs out;
+      out.indices = idx.data();
+      out.blocks = blocks.data();
+      RunOptions opts = Gpu();
+      opts.positions = base;
+      ASSERT_TRUE(HisaTopkDecode(p.cfg, in, {pk.get(), ps.get(), slots}, out, opts).ok());
+      const std::vector<int32_t> got = idx.Get(), got_blocks = blocks.Get();
+      CheckOptions check;
+      check.rel_tol = kGpuRelTol;
+      check.positions = base;
+      const CheckResult r = CheckHisaDecode(p.cfg, host, {host_pk.data(), host_ps.data(), slots},
+                                            got.data(), got_blocks.data(), check);
+      EXPECT_TRUE(r.ok()) << r.first_failure;
     }
   }
 }
