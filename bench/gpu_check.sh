@@ -22,7 +22,7 @@ fi
 
 # 2. compute-sanitizer on a small suite (memcheck and racecheck).
 if [ "${SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; then
-  filter='Cuda.FlatPrefillEdgeRows*:Cuda.HisaPrefill*:Cuda.PooledKeys*:Cuda.BadIndices*:Cuda.FewLongRows*:Cuda.ShortRows*'
+  filter='Cuda.FlatPrefillEdgeRows*:Cuda.HisaPrefill*:Cuda.HisaDecode*:Cuda.DecodeInSmall*:Cuda.PooledKeys*:Cuda.BadIndices*:Cuda.FewLongRows*:Cuda.ShortRows*'
   for tool in memcheck racecheck; do
     echo "==== compute-sanitizer --tool $tool" >> "$OUT/sanitizer.log"
     compute-sanitizer --tool $tool --error-exitcode 9 "$BIN/hisa_cuda_tests" --gtest_filter="$filter" \
