@@ -39,7 +39,8 @@ constexpr int kHeadDim = 128;
 // The pooled keys of a paged cache (one-row copies, HISA decode stage 1) take two when the group
 // fills at most 64 columns (ScoreTileKeys): a query's few tiles spread over more CTAs, and the
 // producer copies 128 rows a tile instead of 192 (stage 1 of batch-1 decode at 128K 11.6 ->
-// 7.4 us, batch 64 13.0 -> 11.1 us). For the other layouts two were slower (r9 experiments).
+// 7.4 us, batch 64 13.0 -> 11.1 us). For the other layouts two were slower
+// (bench/results/2026-11-22-h100-experiments-r9/two_warpgroups_two_ctas/).
 template <int kMathWarpgroups>
 struct Shape {
   static constexpr int kTileKeys = 64 * kMathWarpgroups;
@@ -563,8 +564,9 @@ Status LaunchScore(int heads, const ScoreParams& params, const CUtensorMap& q_ma
   if (params.group_size < 1 || params.group_size * heads > kQueryRowsPerCta) {
     return {StatusCode::kInternal, "score kernel: bad group size"};
   }
-  // One instance per (heads, queries per CTA), each for the row layout and for the others
-  // (Launch): a CTA never computes a bank it does not use.
+  // One instance per (heads, queries per CTA), each for the row layout and for the others, and
+  // one of two math warpgroups for the pooled keys of a paged cache (Launch): a CTA never
+  // computes a bank it does not use.
   const int g = params.group_size;
   switch (heads) {
     case 32:
