@@ -2,9 +2,9 @@
 // for bench/gpu_check.sh. Prints a fixed-width table; --json for machines.
 #include <algorithm>
 #include <cstdio>
-#include <iterator>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <vector>
 
 #include "bench_cuda.h"
@@ -29,8 +29,6 @@ const Preset kPresets[] = {
     {"--quick", {32768, 131072}, {131072}, {1, 64}, 10, 3, true},
 };
 
-}  // namespace
-
 constexpr const char* kUsage =
     "usage: hisa_gpu_bench [--json] [--one | --decode-one | --million | --quick] [--at N]\n"
     "\n"
@@ -45,47 +43,41 @@ constexpr const char* kUsage =
     "  --at N        with a preset: the prefill case at N keys instead\n"
     "Progress goes to stderr, the table to stdout; times are milliseconds.\n";
 
+}  // namespace
+
 int main(int argc, char** argv) {
   hisa::tools::CudaBenchOptions options;
   bool json = false;
+  int64_t at = 0;  // --at N: the prefill case at N keys (applied after any preset)
   for (int i = 1; i < argc; ++i) {
-    const bool known_flag = !std::strcmp(argv[i], "--json") ||
-                            std::any_of(std::begin(kPresets), std::end(kPresets),
-                                        [&](const Preset& p) { return !std::strcmp(argv[i], p.flag); });
-    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+    const char* arg = argv[i];
+    const auto preset = std::find_if(std::begin(kPresets), std::end(kPresets),
+                                     [&](const Preset& p) { return !std::strcmp(arg, p.flag); });
+    if (!std::strcmp(arg, "--help") || !std::strcmp(arg, "-h")) {
       std::fputs(kUsage, stdout);
       return 0;
-    }
-    if (!std::strcmp(argv[i], "--at")) {
-      if (i + 1 >= argc || std::atoll(argv[i + 1]) <= 0) {
+    } else if (!std::strcmp(arg, "--json")) {
+      json = true;
+    } else if (!std::strcmp(arg, "--at")) {
+      at = i + 1 < argc ? std::atoll(argv[++i]) : 0;
+      if (at <= 0) {
         std::fprintf(stderr, "hisa_gpu_bench: --at needs a positive number of keys\n%s", kUsage);
         return 2;
       }
-      ++i;
-      continue;
-    }
-    if (!known_flag) {
-      std::fprintf(stderr, "hisa_gpu_bench: unknown argument '%s'\n%s", argv[i], kUsage);
+    } else if (preset != std::end(kPresets)) {
+      options.prefill_contexts = preset->prefill_contexts;
+      options.decode_contexts = preset->decode_contexts;
+      options.decode_batches = preset->decode_batches;
+      options.next_ns = {1};
+      options.repeats = preset->repeats;
+      options.warmup = preset->warmup;
+      options.scoring = preset->scoring;
+    } else {
+      std::fprintf(stderr, "hisa_gpu_bench: unknown argument '%s'\n%s", arg, kUsage);
       return 2;
     }
   }
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--json")) json = true;
-    for (const Preset& preset : kPresets) {
-      if (std::strcmp(argv[i], preset.flag)) continue;
-      options.prefill_contexts = preset.prefill_contexts;
-      options.decode_contexts = preset.decode_contexts;
-      options.decode_batches = preset.decode_batches;
-      options.next_ns = {1};
-      options.repeats = preset.repeats;
-      options.warmup = preset.warmup;
-      options.scoring = preset.scoring;
-    }
-  }
-  // --at N (with a preset): the prefill case at N keys instead.
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (!std::strcmp(argv[i], "--at")) options.prefill_contexts = {std::atoll(argv[i + 1])};
-  }
+  if (at > 0) options.prefill_contexts = {at};
   std::vector<hisa::tools::CudaBenchRow> rows;
   const hisa::Status status = hisa::tools::RunCudaBench(
       options, [](const std::string& line) { std::fprintf(stderr, "... %s\n", line.c_str()); },

@@ -158,10 +158,20 @@ PrefillInputs HostPrefill(const Problem& p, const Batch& b) {
   return in;
 }
 
-RunOptions Gpu() {
+// The CUDA backend writing positions relative to ks (or absolute).
+RunOptions Gpu(PositionBase positions = PositionBase::kRelative) {
   RunOptions o;
   o.backend = Backend::kCuda;
+  o.positions = positions;
   return o;
+}
+
+// The tie-aware check of GPU results: scores may differ from the reference's by rounding.
+CheckOptions GpuCheck(PositionBase positions = PositionBase::kRelative) {
+  CheckOptions check;
+  check.rel_tol = kGpuRelTol;
+  check.positions = positions;
+  return check;
 }
 
 constexpr int32_t kSentinel = 0x5EAD5EAD;
@@ -191,8 +201,7 @@ void RunFlatPrefillChecked(const Problem& p, const Batch& b, std::vector<int32_t
   GuardedOutput out(static_cast<int64_t>(b.ks.size()) * p.cfg.top_k);
   ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, {out.data()}, Gpu()).ok());
   *got = out.Get();
-  CheckOptions check;
-  check.rel_tol = kGpuRelTol;
+  const CheckOptions check = GpuCheck();
   const CheckResult r = CheckFlatPrefill(p.cfg, HostPrefill(p, b), got->data(), check);
   EXPECT_TRUE(r.ok()) << r.first_failure;
 }
@@ -239,13 +248,10 @@ TEST(Cuda, FlatPrefillEdgeRowsAndAbsolutePositions) {
   GpuPrefill g(p, b);
   for (PositionBase base : {PositionBase::kRelative, PositionBase::kAbsolute}) {
     GuardedOutput out(6 * p.cfg.top_k);
-    RunOptions opts = Gpu();
-    opts.positions = base;
+    const RunOptions opts = Gpu(base);
     ASSERT_TRUE(FlatTopkPrefill(p.cfg, g.in, {out.data()}, opts).ok());
     const std::vector<int32_t> got = out.Get();
-    CheckOptions check;
-    check.rel_tol = kGpuRelTol;
-    check.positions = base;
+    const CheckOptions check = GpuCheck(base);
     const CheckResult r = CheckFlatPrefill(p.cfg, HostPrefill(p, b), got.data(), check);
     EXPECT_TRUE(r.ok()) << r.first_failure;
     for (int i = 0; i < p.cfg.top_k; ++i) EXPECT_EQ(got[i], -1);  // the empty row
@@ -377,13 +383,10 @@ TEST(Cuda, FlatDecodeMatchesReference) {
                      c.page_size * 10 + c.next_n, /*shortest_first=*/true);
     for (PositionBase base : {PositionBase::kRelative, PositionBase::kAbsolute}) {
       GuardedOutput out(int64_t{num_seqs} * c.next_n * p.cfg.top_k);
-      RunOptions opts = Gpu();
-      opts.positions = base;
+      const RunOptions opts = Gpu(base);
       ASSERT_TRUE(FlatTopkDecode(p.cfg, batch.in, {out.data()}, opts).ok());
       const std::vector<int32_t> got = out.Get();
-      CheckOptions check;
-      check.rel_tol = kGpuRelTol;
-      check.positions = base;
+      const CheckOptions check = GpuCheck(base);
       const CheckResult r = CheckFlatDecode(p.cfg, batch.host, got.data(), check);
       EXPECT_TRUE(r.ok()) << r.first_failure;
     }
@@ -437,18 +440,14 @@ void CheckHisaPrefillCase(int64_t queries, const std::vector<int32_t>& lens, uin
   TopkOutputs out;
   out.indices = idx.data();
   out.blocks = blocks.data();
-  RunOptions run = Gpu();
-  run.positions = positions;
-  ASSERT_TRUE(HisaTopkPrefill(p.cfg, g.in, {pk.get(), ps.get(), slots}, out, run).ok());
+  ASSERT_TRUE(
+      HisaTopkPrefill(p.cfg, g.in, {pk.get(), ps.get(), slots}, out, Gpu(positions)).ok());
   const std::vector<uint8_t> host_pk = pk.Download();
   const std::vector<float> host_ps = ps.Download();
   const std::vector<int32_t> got = idx.Get(), got_blocks = blocks.Get();
-  CheckOptions check;
-  check.rel_tol = kGpuRelTol;
-  check.positions = positions;
   const CheckResult r =
       CheckHisaPrefill(p.cfg, HostPrefill(p, b), {host_pk.data(), host_ps.data(), slots},
-                       got.data(), got_blocks.data(), check);
+                       got.data(), got_blocks.data(), GpuCheck(positions));
   EXPECT_TRUE(r.ok()) << r.first_failure;
 }
 
@@ -565,13 +564,10 @@ TEST(Cuda, HisaDecodeMatchesReference) {
       TopkOutputs out;
       out.indices = idx.data();
       out.blocks = blocks.data();
-      RunOptions opts = Gpu();
-      opts.positions = base;
+      const RunOptions opts = Gpu(base);
       ASSERT_TRUE(HisaTopkDecode(p.cfg, in, {pk.get(), ps.get(), slots}, out, opts).ok());
       const std::vector<int32_t> got = idx.Get(), got_blocks = blocks.Get();
-      CheckOptions check;
-      check.rel_tol = kGpuRelTol;
-      check.positions = base;
+      const CheckOptions check = GpuCheck(base);
       const CheckResult r = CheckHisaDecode(p.cfg, host, {host_pk.data(), host_ps.data(), slots},
                                             got.data(), got_blocks.data(), check);
       EXPECT_TRUE(r.ok()) << r.first_failure;
@@ -603,8 +599,7 @@ TEST(Cuda, DecodeInSmallQueryChunks) {
                   .ok());
   const std::vector<uint8_t> host_pk = pk.Download();
   const std::vector<float> host_ps = ps.Download();
-  CheckOptions check;
-  check.rel_tol = kGpuRelTol;
+  const CheckOptions check = GpuCheck();
   for (size_t limit = 4096; limit <= 160 * 1024; limit += 4096) {
     SCOPED_TRACE(testing::Message() << "workspace limit " << limit);
     RunOptions opts = Gpu();

@@ -273,6 +273,12 @@ struct FlatJob {
 // decode group divides next_n).
 int32_t ChunkUnit(const FlatJob& job) { return std::max(job.group, job.score.next_n); }
 
+// The block-table rows of a chunk starting at query t0 (a sequence's first query, ChunkUnit):
+// the kernels find query t's sequence as t / next_n within the chunk. Null stays null.
+const int32_t* ChunkTable(const int32_t* table, int32_t stride, int32_t next_n, int64_t t0) {
+  return table ? table + (t0 / next_n) * int64_t{stride} : nullptr;
+}
+
 Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
   const IndexerConfig& cfg = *job.cfg;
   DeviceInfo device;
@@ -295,10 +301,7 @@ Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
     sp.hi = job.ranges.hi + t0;
     sp.scores = scores;
     sp.score_stride = stride;
-    // Paged layouts find the sequence of a query from its index: keep chunks sequence-aligned.
-    sp.block_table = job.score.block_table
-                         ? job.score.block_table + (t0 / sp.next_n) * int64_t{sp.bt_stride}
-                         : nullptr;
+    sp.block_table = ChunkTable(job.score.block_table, sp.bt_stride, sp.next_n, t0);
     HISA_RETURN_IF_ERROR(LaunchScore(cfg.num_heads, sp, q_map, job.k_map, stream));
 
     TopkParams tp = job.topk;
@@ -315,9 +318,7 @@ Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
     tp.out_scores = job.out->scores ? job.out->scores + t0 * cfg.top_k : nullptr;
     tp.sort_by_score = job.opts->sorted;
     tp.add = job.topk.add ? job.topk.add + t0 : nullptr;
-    tp.block_table =
-        job.topk.block_table ? job.topk.block_table + (t0 / tp.next_n) * int64_t{tp.bt_stride}
-                             : nullptr;
+    tp.block_table = ChunkTable(job.topk.block_table, tp.bt_stride, tp.next_n, t0);
     HISA_RETURN_IF_ERROR(LaunchTopk(tp, stream));
   }
   return {};
@@ -445,9 +446,6 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
     const int32_t tc = static_cast<int32_t>(std::min<int64_t>(chunk, T - t0));
     CUtensorMap q_map;
     HISA_RETURN_IF_ERROR(ChunkQueryMap(cfg, job.q, t0, tc, &q_map));
-    const auto table_at = [&](const int32_t* table, int32_t stride, int32_t next_n) {
-      return table ? table + (t0 / next_n) * int64_t{stride} : nullptr;
-    };
     // 1. Block scores J over the complete blocks 1 .. o-1.
     ScoreParams s1 = hisa.pooled_keys;
     s1.w = job.w + t0 * cfg.num_heads;
@@ -460,7 +458,7 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
     s1.hi = hi1 + t0;
     s1.scores = scores1;
     s1.score_stride = stride1;
-    s1.block_table = table_at(s1.block_table, s1.bt_stride, s1.next_n);
+    s1.block_table = ChunkTable(s1.block_table, s1.bt_stride, s1.next_n, t0);
     HISA_RETURN_IF_ERROR(
         LaunchScore(cfg.num_heads, s1, q_map, hisa.pooled_map, stream));
     // 2. Keep block 0, the own block and the m - 2 best others.
@@ -488,7 +486,7 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
     s2.group_size = 1;
     s2.segments =
         OneRoundSegments(tc, int64_t{m} * B, device.sm_count * ScoreCtasPerSm(cfg.num_heads, 1),
-                         kScoreTileKeys);
+                         ScoreTileKeys(cfg.num_heads, 1, s2));
     s2.lo = lo2 + t0;
     s2.hi = hi2 + t0;
     s2.layout = KeyLayout::kBlocks;
@@ -497,7 +495,7 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
     s2.block_size = B;
     s2.row_base = job.ranges.base + t0;
     s2.blocks_paged = hisa.paged;
-    s2.block_table = table_at(s2.block_table, s2.bt_stride, s2.next_n);
+    s2.block_table = ChunkTable(s2.block_table, s2.bt_stride, s2.next_n, t0);
     s2.scores = scores2;
     s2.score_stride = stride2;
     HISA_RETURN_IF_ERROR(LaunchScore(cfg.num_heads, s2, q_map, job.k_map, stream));
@@ -521,7 +519,7 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
     const bool absolute = job.opts->positions == PositionBase::kAbsolute;
     t2.add = absolute && !hisa.paged ? job.ranges.base + t0 : nullptr;
     t2.paged = absolute && hisa.paged;
-    t2.block_table = table_at(job.score.block_table, job.score.bt_stride, job.score.next_n);
+    t2.block_table = ChunkTable(job.score.block_table, job.score.bt_stride, job.score.next_n, t0);
     t2.bt_stride = job.score.bt_stride;
     t2.page_size = job.score.page_size;
     t2.next_n = job.score.next_n;

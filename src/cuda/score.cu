@@ -9,9 +9,9 @@
 // ReLU-weighted head sum is mostly thread-local (shuffles within the lane quad finish it)
 // instead of a cross-warp reduction.
 //
-//   warpgroups 0-2: math (wgmma, ReLU-weighted head sum, kscale, masked store)
-//   warpgroup 3:    warp 0 issues the bulk tensor copies (q, keys), copies the group's gates
-//                   with the q rows, and finds the key rows
+//   warpgroups 0-2 (0-1): math (wgmma, ReLU-weighted head sum, kscale, masked store)
+//   the last warpgroup:   warp 0 issues the bulk tensor copies (q, keys), copies the group's
+//                         gates with the q rows, and finds the key rows
 #include <cute/arch/copy_sm90_tma.hpp>
 #include <cute/arch/mma_sm90_desc.hpp>
 #include <cute/arch/mma_sm90_gmma.hpp>
@@ -549,7 +549,7 @@ Status Launch(const ScoreParams& params, const CUtensorMap& q_map, const CUtenso
   if (params.layout == KeyLayout::kRows) {
     return LaunchInstance<kHeads, kBanks, false>(params, q_map, k_map, stream);
   }
-  if constexpr (kHeads * kBanks <= 64) {
+  if constexpr (ScoreCtasPerSm(kHeads, kBanks) == 2) {  // instantiated where ScoreTileKeys may pick it
     if (ScoreTileKeys(kHeads, kBanks, params) == kScoreTileKeysSmall) {
       return LaunchInstance<kHeads, kBanks, true, 2>(params, q_map, k_map, stream);
     }

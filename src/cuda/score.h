@@ -78,7 +78,8 @@ constexpr int ScoreCtasPerSm(int heads, int group_size) { return heads * group_s
 constexpr int kScoreTileKeys = 192;
 constexpr int kScoreTileKeysSmall = 128;
 inline int ScoreTileKeys(int heads, int group_size, const ScoreParams& p) {
-  return p.row_copies && heads * group_size <= 64 ? kScoreTileKeysSmall : kScoreTileKeys;
+  return p.row_copies && ScoreCtasPerSm(heads, group_size) == 2 ? kScoreTileKeysSmall
+                                                               : kScoreTileKeys;
 }
 
 /// Rows per q box for H heads: 128 (the number of (query, head) rows one CTA holds).
