@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "cuda/common.h"
+#include "cuda/launch.cuh"
 #include "cuda/prepare.h"
 
 namespace hisa::cuda {
@@ -23,6 +24,8 @@ __device__ __forceinline__ void Stage1Ranges(const QueryRanges& r, int t, int32_
 
 __global__ void FlatPrefillKernel(const int32_t* ks, const int32_t* ke, int32_t n, int64_t keys,
                                   int32_t max_len, QueryRanges r) {
+  WaitForPrecedingGrids();
+  LetDependentsStart();
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
   if (t >= n) return;
   const int64_t lo = min(int64_t{max(ks[t], 0)}, keys);
@@ -36,6 +39,8 @@ __global__ void FlatPrefillKernel(const int32_t* ks, const int32_t* ke, int32_t 
 
 __global__ void FlatDecodeKernel(const int32_t* lens, int32_t num_seqs, int32_t next_n,
                                  int64_t capacity, QueryRanges r) {
+  WaitForPrecedingGrids();
+  LetDependentsStart();
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
   if (t >= num_seqs * next_n) return;
   const int b = t / next_n, i = t % next_n;
@@ -49,6 +54,8 @@ __global__ void FlatDecodeKernel(const int32_t* lens, int32_t num_seqs, int32_t 
 }
 
 __global__ void AllBlocksKernel(int32_t n, int32_t m, const int32_t* own, int32_t* blocks) {
+  WaitForPrecedingGrids();
+  LetDependentsStart();
   const int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (i >= int64_t{n} * m) return;
   const int32_t t = static_cast<int32_t>(i / m), j = static_cast<int32_t>(i % m);
@@ -57,6 +64,8 @@ __global__ void AllBlocksKernel(int32_t n, int32_t m, const int32_t* own, int32_
 
 __global__ void FillOutsideKernel(float* logits, const int32_t* lo, const int32_t* hi,
                                   int64_t cols, int64_t stride) {
+  WaitForPrecedingGrids();
+  LetDependentsStart();
   float* row = logits + blockIdx.y * stride;
   const int64_t l = lo[blockIdx.y], h = hi[blockIdx.y];
   for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < cols;
@@ -71,37 +80,33 @@ Status PrepareAllBlocks(int32_t num_queries, int32_t block_budget, const QueryRa
                         int32_t* blocks, cudaStream_t stream) {
   const int64_t n = int64_t{num_queries} * block_budget;
   if (n == 0) return {};
-  AllBlocksKernel<<<Blocks(n), kThreads, 0, stream>>>(num_queries, block_budget, r.own, blocks);
-  HISA_CUDA_CHECK_LAUNCH("prepare kernel launch");
-  return {};
+  return LaunchKernel("prepare kernel launch", AllBlocksKernel, {dim3(Blocks(n)), dim3(kThreads)},
+                      stream, num_queries, block_budget, r.own, blocks);
 }
 
 Status FillOutside(float* logits, const int32_t* lo, const int32_t* hi, int32_t rows, int64_t cols,
                    int64_t stride, cudaStream_t stream) {
   if (rows == 0 || cols == 0) return {};
   const int x = static_cast<int>(std::min<int64_t>(Blocks(cols), 64));
-  FillOutsideKernel<<<dim3(x, rows), kThreads, 0, stream>>>(logits, lo, hi, cols, stride);
-  HISA_CUDA_CHECK_LAUNCH("fill kernel launch");
-  return {};
+  return LaunchKernel("fill kernel launch", FillOutsideKernel, {dim3(x, rows), dim3(kThreads)},
+                      stream, logits, lo, hi, cols, stride);
 }
 
 Status PrepareFlatPrefill(const int32_t* ks, const int32_t* ke, int32_t num_queries,
                           int64_t num_keys, int32_t max_len, const QueryRanges& r,
                           cudaStream_t stream) {
   if (num_queries == 0) return {};
-  FlatPrefillKernel<<<Blocks(num_queries), kThreads, 0, stream>>>(ks, ke, num_queries, num_keys,
-                                                                  max_len, r);
-  HISA_CUDA_CHECK_LAUNCH("prepare kernel launch");
-  return {};
+  return LaunchKernel("prepare kernel launch", FlatPrefillKernel,
+                      {dim3(Blocks(num_queries)), dim3(kThreads)}, stream, ks, ke, num_queries,
+                      num_keys, max_len, r);
 }
 
 Status PrepareFlatDecode(const int32_t* context_lens, int32_t num_seqs, int32_t next_n,
                          int64_t capacity, const QueryRanges& r, cudaStream_t stream) {
   if (num_seqs == 0) return {};
-  FlatDecodeKernel<<<Blocks(int64_t{num_seqs} * next_n), kThreads, 0, stream>>>(
-      context_lens, num_seqs, next_n, capacity, r);
-  HISA_CUDA_CHECK_LAUNCH("prepare kernel launch");
-  return {};
+  return LaunchKernel("prepare kernel launch", FlatDecodeKernel,
+                      {dim3(Blocks(int64_t{num_seqs} * next_n)), dim3(kThreads)}, stream,
+                      context_lens, num_seqs, next_n, capacity, r);
 }
 
 }  // namespace hisa::cuda

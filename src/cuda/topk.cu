@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "cuda/common.h"
+#include "cuda/launch.cuh"
 #include "cuda/select.cuh"
 #include "cuda/topk.h"
 
@@ -413,6 +414,8 @@ using Narrow = Topk<256, 2048, 2048, 4>;
 template <class K>
 __global__ void __launch_bounds__(K::kThreads, K::kMinBlocks)
     TopkKernel(const __grid_constant__ TopkParams p) {
+  WaitForPrecedingGrids();
+  LetDependentsStart();
   extern __shared__ uint8_t smem_raw[];
   typename K::Shared& s = *reinterpret_cast<typename K::Shared*>(smem_raw);
   const int row = blockIdx.x;
@@ -466,6 +469,8 @@ __global__ void __launch_bounds__(K::kThreads, K::kMinBlocks)
 // take more than 64 registers and leave one); a cluster of 16 serves at most 8 rows.
 template <int kCluster>
 __global__ void __launch_bounds__(Wide::kThreads, kCluster >= 16 ? 1 : 2) TopkClusterKernel(const __grid_constant__ TopkParams p) {
+  WaitForPrecedingGrids();
+  LetDependentsStart();
   namespace cg = cooperative_groups;
   using K = Wide;
   extern __shared__ uint8_t smem_raw[];
@@ -549,6 +554,8 @@ __global__ void __launch_bounds__(Wide::kThreads, kCluster >= 16 ? 1 : 2) TopkCl
 // which is what sort_by_index asks (sort_by_score takes the kernels above).
 template <int kThreads, int kPerThread>
 __global__ void __launch_bounds__(kThreads) TopkRegisterKernel(const __grid_constant__ TopkParams p) {
+  WaitForPrecedingGrids();
+  LetDependentsStart();
   using Select = RegisterSelect<kThreads, kPerThread, (kThreads > 32 ? 11 : 8)>;
   __shared__ typename Select::Shared s;
   const int row = blockIdx.x;
@@ -591,9 +598,8 @@ __global__ void __launch_bounds__(kThreads) TopkRegisterKernel(const __grid_cons
 
 template <int kThreads, int kPerThread>
 Status LaunchRegisterRows(const TopkParams& params, cudaStream_t stream) {
-  TopkRegisterKernel<kThreads, kPerThread><<<params.rows, kThreads, 0, stream>>>(params);
-  HISA_CUDA_CHECK_LAUNCH("top-k kernel launch");
-  return {};
+  return LaunchKernel("top-k kernel launch", TopkRegisterKernel<kThreads, kPerThread>,
+                      {dim3(params.rows), dim3(kThreads)}, stream, params);
 }
 
 template <class K>
@@ -602,9 +608,9 @@ Status LaunchRows(const TopkParams& params, cudaStream_t stream) {
   static std::atomic<uint64_t> configured{0};
   HISA_RETURN_IF_ERROR(
       AllowSharedMemory(reinterpret_cast<const void*>(TopkKernel<K>), smem, &configured));
-  TopkKernel<K><<<params.rows, K::kThreads, smem, stream>>>(params);
-  HISA_CUDA_CHECK_LAUNCH("top-k kernel launch");
-  return {};
+  return LaunchKernel("top-k kernel launch", TopkKernel<K>,
+                      {dim3(params.rows), dim3(K::kThreads), static_cast<size_t>(smem)}, stream,
+                      params);
 }
 
 template <int kCluster>
@@ -613,20 +619,10 @@ Status LaunchClusters(const TopkParams& params, cudaStream_t stream) {
   const int smem = static_cast<int>(sizeof(Wide::ClusterShared));
   const void* kernel = reinterpret_cast<const void*>(TopkClusterKernel<kCluster>);
   HISA_RETURN_IF_ERROR(AllowSharedMemory(kernel, smem, &configured, kCluster > 8));
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(params.rows) * kCluster);
-  config.blockDim = dim3(Wide::kThreads);
-  config.dynamicSmemBytes = static_cast<size_t>(smem);
-  config.stream = stream;
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeClusterDimension;
-  attribute.val.clusterDim.x = kCluster;
-  attribute.val.clusterDim.y = 1;
-  attribute.val.clusterDim.z = 1;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
-  HISA_CUDA_RETURN(cudaLaunchKernelEx(&config, TopkClusterKernel<kCluster>, params));
-  return {};
+  return LaunchKernel("top-k kernel launch", TopkClusterKernel<kCluster>,
+                      {dim3(static_cast<unsigned>(params.rows) * kCluster), dim3(Wide::kThreads),
+                       static_cast<size_t>(smem), kCluster},
+                      stream, params);
 }
 
 }  // namespace
