@@ -676,6 +676,60 @@ TEST(Cuda, NanScoresInLongRows) {
   }
 }
 
+// Rows of at least 16384 keys first try a threshold estimated from a sample of the row (every
+// 16th run of 32 keys from its start) and keep every key at or above it in one pass; when the
+// estimate fails they run the histogram passes. Random scores (the estimate holds), every score
+// equal (too many keys reach it), keys the sample skips scaled up (too many: the sample sees none
+// of the best), keys the sample reads scaled up (too few: it sees only the best), and eight
+// distinct keys repeated (a row holds eight scores: more than k keys tie at the k-th, which the
+// estimate keeps; of each score the lowest positions must be taken). On the one-CTA
+// path (300 rows) and the cluster path (40 rows: clusters of 4 CTAs); against the reference,
+// tie-aware; equal scores take the lowest positions.
+TEST(Cuda, LongRowsFromASampledThreshold) {
+  SKIP_WITHOUT_GPU();
+  constexpr int64_t kKeys = 24000;
+  enum Pattern { kRandom, kEqual, kSkippedHigh, kSampledHigh, kEightScores };
+  for (int64_t kQueries : {300, 40})
+  for (Pattern pattern : {kRandom, kEqual, kSkippedHigh, kSampledHigh, kEightScores}) {
+    SCOPED_TRACE(testing::Message() << kQueries << " rows, pattern " << pattern);
+    Problem p = MakeProblem(64, kQueries, kKeys, 47);
+    if (pattern == kEqual) MakeKeysEqual(&p, kKeys);
+    if (pattern == kEightScores) {
+      for (int64_t s = 8; s < kKeys; ++s) {
+        std::copy_n(p.k.begin() + (s % 8) * 128, 128, p.k.begin() + s * 128);
+        p.kscale[s] = p.kscale[s % 8];
+      }
+    }
+    for (int64_t s = 0; s < kKeys; ++s) {  // a row's position s is key s (one sequence)
+      const bool sampled = s % 512 < 32;
+      if ((pattern == kSkippedHigh && !sampled) || (pattern == kSampledHigh && sampled)) {
+        p.kscale[s] *= 64.0f;
+      }
+    }
+    p.cfg.top_k = 2048;
+    const Batch b = MakeBatch({static_cast<int32_t>(kKeys)}, kQueries, 8, true);
+    ASSERT_GE(b.ke.front() - b.ks.front(), 16384);
+    std::vector<int32_t> got;
+    ASSERT_NO_FATAL_FAILURE(RunFlatPrefillChecked(p, b, &got));
+    if (pattern == kEqual) {
+      for (int64_t t = 0; t < kQueries; ++t) {
+        ASSERT_NO_FATAL_FAILURE(ExpectLowestPositions(got, t, p.cfg.top_k, b.ke[t] - b.ks[t]));
+      }
+    }
+    if (pattern == kEightScores) {  // of each position class s % 8, a prefix is selected
+      for (int64_t t = 0; t < kQueries; ++t) {
+        std::vector<int32_t> row(got.begin() + t * p.cfg.top_k, got.begin() + (t + 1) * p.cfg.top_k);
+        std::sort(row.begin(), row.end());
+        int32_t next[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+        for (int32_t pos : row) {
+          ASSERT_EQ(pos, next[pos % 8]) << "query " << t << ": not the lowest positions";
+          next[pos % 8] += 8;
+        }
+      }
+    }
+  }
+}
+
 // Batches whose rows are all at most 2048 keys take the register top-k: a warp per row for many
 // rows of at most 256 or 1024 keys, a CTA per row otherwise (4 or 8 keys a thread); 6000 keys
 // take the histogram kernels. Rows
