@@ -295,7 +295,8 @@ struct Topk {
     uint32_t score_prefix = prefix;
     int score_shift = shift;
     uint32_t need_equal = need_left;
-    while (score_shift > 0) {
+    bool whole_bin = false;  // the bucket's bin is taken whole: its lower bits need not be fixed
+    while (score_shift > 0 && !whole_bin) {
       const int digit_bits = min(11, score_shift);
       const int next = score_shift - digit_bits;
       const int bins = 1 << digit_bits;
@@ -310,25 +311,46 @@ struct Topk {
       __syncthreads();
       FindBoundary(s, s.hist, bins, need_equal);
       need_equal -= s.count_above;
+      whole_bin = s.hist[s.boundary_bin] == need_equal;
       score_prefix = (score_shift == 32 ? 0u : score_prefix << digit_bits) |
                      static_cast<uint32_t>(s.boundary_bin);
       score_shift = next;
       __syncthreads();
     }
-    // score_prefix is the need_left-th best score key; need_equal keys equal to it are in.
+    // Keys whose bits above score_shift equal score_prefix are "equal": the need_left-th best
+    // key is one of them, and need_equal of them are in (all of them when whole_bin). Four
+    // candidates a thread, in index order.
+    constexpr int kPer = 4;
     uint32_t base = need - need_left, equal_seen = 0;
-    for (int chunk = 0; chunk < n; chunk += kThreads) {
-      const int i = chunk + threadIdx.x;
-      const uint32_t key = i < n ? static_cast<uint32_t>(s.candidates[i] >> 32) : 0;
-      const bool above = i < n && key > score_prefix;
-      const bool equal = i < n && key == score_prefix;
+    for (int chunk = 0; chunk < n; chunk += kThreads * kPer) {
+      const int first = chunk + threadIdx.x * kPer;
+      uint32_t packed = 0;
+      uint32_t kind[kPer];  // 0 out, 1 above, 2 equal
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) {
+        const uint32_t key = first + j < n ? static_cast<uint32_t>(s.candidates[first + j] >> 32) : 0;
+        const uint32_t high = score_shift == 32 ? 0u : key >> score_shift;
+        kind[j] = first + j >= n ? 0u : (high > score_prefix ? 1u : (high == score_prefix ? 2u : 0u));
+        packed += kind[j] == 1 ? 1u : (kind[j] == 2 ? 1u << 16 : 0u);
+      }
       uint32_t offset = 0, total = 0;
-      Scan(s.scan).ExclusiveSum((above ? 1u : 0u) | (equal ? 1u << 16 : 0u), offset, total);
-      const uint32_t equal_rank = equal_seen + (offset >> 16);
+      Scan(s.scan).ExclusiveSum(packed, offset, total);
+      uint32_t above_pos = offset & 0xFFFFu;
+      uint32_t equal_rank = equal_seen + (offset >> 16);
       const uint32_t equal_taken = min(equal_seen, need_equal);
-      const uint32_t equal_before = min(equal_rank, need_equal) - equal_taken;
-      if (above || (equal && equal_rank < need_equal)) {
-        s.selected[base + (offset & 0xFFFFu) + equal_before] = s.candidates[i];
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) {
+        if (kind[j] == 1) {
+          // Equal keys before this one that are in: those ranked below need_equal.
+          s.selected[base + above_pos + min(equal_rank, need_equal) - equal_taken] =
+              s.candidates[first + j];
+          ++above_pos;
+        } else if (kind[j] == 2) {
+          if (equal_rank < need_equal) {
+            s.selected[base + above_pos + equal_rank - equal_taken] = s.candidates[first + j];
+          }
+          ++equal_rank;
+        }
       }
       const uint32_t equal_now = total >> 16;
       base += (total & 0xFFFFu) + (min(equal_seen + equal_now, need_equal) - equal_taken);
@@ -348,29 +370,39 @@ struct Topk {
   static constexpr int64_t kSampleMinLength = 16384;
   static constexpr int kSampleRun = 32, kSampleStride = 512;
 
+  // Rows whose sample fits (up to 12288 sampled keys: rows of up to 196K keys with the Wide
+  // shape) read it once, all loads in flight, into the candidates' shared memory (free until
+  // the keeping pass); longer rows read it from global memory in each histogram round.
+  static constexpr int kSampleCache = kCandidateCap * 2;  // 32-bit keys in s.candidates
+
   // Histogram of digit (key >> (shift - 11)) & 2047 of the sampled keys whose bits above shift
-  // equal prefix (all when shift == 32).
+  // equal prefix (all when shift == 32), from the cache or from the row.
   static __device__ __forceinline__ void SampleHistogram(Shared& s, const float* scores,
-                                                         int64_t len, uint32_t prefix, int shift) {
+                                                         int64_t len, int sampled, bool cached,
+                                                         uint32_t prefix, int shift) {
     const int next = shift - 11;
     for (int i = threadIdx.x; i < kMaxBins; i += kThreads) s.hist[i] = 0;
     __syncthreads();
-    const int runs = static_cast<int>((len + kSampleStride - 1) / kSampleStride);
-    for (int j0 = 0; j0 < runs * kSampleRun; j0 += kThreads * kItems) {
-      float value[kItems];
-      bool in[kItems];
-#pragma unroll
-      for (int u = 0; u < kItems; ++u) {
-        const int j = j0 + u * kThreads + threadIdx.x;
-        const int at = (j / kSampleRun) * kSampleStride + j % kSampleRun;
-        in[u] = j < runs * kSampleRun && at < len;
-        value[u] = in[u] ? scores[at] : 0.0f;
+    const auto count = [&](uint32_t key) {
+      if (shift == 32 || (key >> shift) == prefix) {
+        atomicAdd(&s.hist[(key >> next) & (kMaxBins - 1)], 1u);
       }
+    };
+    if (cached) {
+      const uint32_t* cache = reinterpret_cast<const uint32_t*>(s.candidates);
+      for (int j = threadIdx.x; j < sampled; j += kThreads) count(cache[j]);
+    } else {
+      for (int j0 = 0; j0 < sampled; j0 += kThreads * kItems) {
+        uint32_t key[kItems];
 #pragma unroll
-      for (int u = 0; u < kItems; ++u) {
-        const uint32_t key = ScoreKey(value[u]);
-        if (in[u] && (shift == 32 || (key >> shift) == prefix)) {
-          atomicAdd(&s.hist[(key >> next) & (kMaxBins - 1)], 1u);
+        for (int u = 0; u < kItems; ++u) {
+          const int j = j0 + u * kThreads + threadIdx.x;
+          key[u] = j < sampled ? ScoreKey(scores[(j / kSampleRun) * kSampleStride + j % kSampleRun])
+                               : 0u;
+        }
+#pragma unroll
+        for (int u = 0; u < kItems; ++u) {
+          if (j0 + u * kThreads + static_cast<int>(threadIdx.x) < sampled) count(key[u]);
         }
       }
     }
@@ -381,18 +413,39 @@ struct Topk {
   // for every CTA that samples the same row.
   static __device__ __forceinline__ uint32_t SampleThreshold(Shared& s, const float* scores,
                                                              int64_t len, uint32_t need) {
+    // Sampled key j is row key (j / kSampleRun) * kSampleStride + j % kSampleRun; the last run
+    // may be short, so sampled keys are exactly those below len.
     const int64_t runs = (len + kSampleStride - 1) / kSampleStride;
     const int64_t last_run = len - (runs - 1) * kSampleStride;
-    const int64_t sampled = (runs - 1) * kSampleRun + (last_run < kSampleRun ? last_run : kSampleRun);
+    const int sampled =
+        static_cast<int>((runs - 1) * kSampleRun + (last_run < kSampleRun ? last_run : kSampleRun));
+    const bool cached = sampled <= kSampleCache;
+    if (cached) {
+      constexpr int kLoads = 16;
+      uint32_t* cache = reinterpret_cast<uint32_t*>(s.candidates);
+      for (int j0 = 0; j0 < sampled; j0 += kThreads * kLoads) {
+        float value[kLoads];
+#pragma unroll
+        for (int u = 0; u < kLoads; ++u) {
+          const int j = j0 + u * kThreads + threadIdx.x;
+          value[u] = j < sampled ? scores[(j / kSampleRun) * kSampleStride + j % kSampleRun] : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < kLoads; ++u) {
+          const int j = j0 + u * kThreads + threadIdx.x;
+          if (j < sampled) cache[j] = ScoreKey(value[u]);
+        }
+      }
+    }
     // The sample's share of need, half more, and 32.
-    uint32_t want = static_cast<uint32_t>(
-        min(sampled, need * sampled / len + need * sampled / (2 * len) + 32));
-    SampleHistogram(s, scores, len, 0, 32);
+    uint32_t want = static_cast<uint32_t>(min(int64_t{sampled}, need * int64_t{sampled} / len +
+                                                                need * int64_t{sampled} / (2 * len) + 32));
+    SampleHistogram(s, scores, len, sampled, cached, 0, 32);
     FindBoundary(s, s.hist, kMaxBins, want);
     const uint32_t high = static_cast<uint32_t>(s.boundary_bin);
     want -= s.count_above;
     __syncthreads();  // s.hist, s.boundary_bin and s.count_above are read
-    SampleHistogram(s, scores, len, high, 21);
+    SampleHistogram(s, scores, len, sampled, cached, high, 21);
     FindBoundary(s, s.hist, kMaxBins, want);
     const uint32_t threshold = (high << 21) | (static_cast<uint32_t>(s.boundary_bin) << 10);
     __syncthreads();
