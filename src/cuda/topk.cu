@@ -222,6 +222,24 @@ struct Topk {
     }
   }
 
+  // This thread's kItems contiguous keys of the chunk at `chunk` of row[0, n) (0 past n): vector
+  // loads where the chunk is whole and aligned (scalar loads at a stride of kItems floats touch
+  // kItems times the sectors).
+  static __device__ __forceinline__ void LoadChunk(const float* row, int chunk, int n, bool aligned,
+                                                   float (&value)[kItems]) {
+    const int first = chunk + threadIdx.x * kItems;
+    if (chunk + kChunk <= n && aligned) {
+#pragma unroll
+      for (int i = 0; i < kItems; i += 4) {
+        const float4 v = *reinterpret_cast<const float4*>(row + first + i);
+        value[i] = v.x, value[i + 1] = v.y, value[i + 2] = v.z, value[i + 3] = v.w;
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < kItems; ++i) value[i] = first + i < n ? row[first + i] : 0.0f;
+    }
+  }
+
   // Index-order pass over [begin, end): keys above the bucket (high bits > prefix) go to
   // selected[above_base ...], the bucket's keys to candidates[bucket_base ...] (in_shared), or, for
   // one exact score too frequent for shared memory, the lowest need_left of them to
@@ -241,19 +259,8 @@ struct Topk {
       uint32_t key[kItems];
       uint32_t kind[kItems];  // 0 none, 1 above, 2 bucket
       uint32_t packed = 0;    // above count | bucket count << 16
-      // Vector loads where the chunk is whole and aligned (scalar loads at a stride of kItems
-      // floats touch kItems times the sectors).
       float value[kItems];
-      if (chunk + kChunk <= n && aligned) {
-  #pragma unroll
-        for (int i = 0; i < kItems; i += 4) {
-          const float4 v = *reinterpret_cast<const float4*>(row + first + i);
-          value[i] = v.x, value[i + 1] = v.y, value[i + 2] = v.z, value[i + 3] = v.w;
-        }
-      } else {
-  #pragma unroll
-        for (int i = 0; i < kItems; ++i) value[i] = first + i < n ? row[first + i] : 0.0f;
-      }
+      LoadChunk(row, chunk, n, aligned, value);
   #pragma unroll
       for (int i = 0; i < kItems; ++i) {
         key[i] = ScoreKey(value[i]);
@@ -464,16 +471,7 @@ struct Topk {
     for (int chunk = 0; chunk < n; chunk += kChunk) {
       const int first = chunk + threadIdx.x * kItems;
       float value[kItems];
-      if (chunk + kChunk <= n && aligned) {
-#pragma unroll
-        for (int i = 0; i < kItems; i += 4) {
-          const float4 v = *reinterpret_cast<const float4*>(row + first + i);
-          value[i] = v.x, value[i + 1] = v.y, value[i + 2] = v.z, value[i + 3] = v.w;
-        }
-      } else {
-#pragma unroll
-        for (int i = 0; i < kItems; ++i) value[i] = first + i < n ? row[first + i] : 0.0f;
-      }
+      LoadChunk(row, chunk, n, aligned, value);
       uint32_t mine = 0;
 #pragma unroll
       for (int i = 0; i < kItems; ++i) mine += first + i < n && ScoreKey(value[i]) >= threshold;
