@@ -244,13 +244,11 @@ struct Topk {
   // selected[above_base ...], the bucket's keys to candidates[bucket_base ...] (in_shared), or, for
   // one exact score too frequent for shared memory, the lowest need_left of them to
   // selected[need - need_left + ...]. Positions are block scans: the order is deterministic.
-  // selected and candidates may live in another CTA's shared memory (cluster path). Keys past
-  // kMaxK selected or kCandidateCap candidates are counted, not written (the sampled path's
-  // estimate can be wrong); above_base and bucket_base end as the totals.
+  // selected and candidates may live in another CTA's shared memory (cluster path).
   static __device__ __forceinline__ void EmitPass(Shared& s, const float* scores, int64_t begin, int64_t end,
                            uint32_t prefix, int shift, bool in_shared, uint32_t need,
                            uint32_t need_left, uint64_t* selected, uint64_t* candidates,
-                           uint32_t& above_base, uint32_t& bucket_base) {
+                           uint32_t above_base, uint32_t bucket_base) {
     const float* row = scores + begin;  // 32-bit offsets from the slice's start
     const int n = static_cast<int>(end - begin);
     const bool aligned = (reinterpret_cast<uintptr_t>(row) & 15) == 0;
@@ -277,11 +275,10 @@ struct Topk {
       for (int i = 0; i < kItems; ++i) {
         const uint32_t idx = idx0 + i;
         if (kind[i] == 1) {
-          if (above_pos < kMaxK) selected[above_pos] = OrderKey(key[i], idx);
-          ++above_pos;
+          selected[above_pos++] = OrderKey(key[i], idx);
         } else if (kind[i] == 2) {
           if (in_shared) {
-            if (bucket_pos < kCandidateCap) candidates[bucket_pos] = OrderKey(key[i], idx);
+            candidates[bucket_pos] = OrderKey(key[i], idx);
           } else if (bucket_pos < need_left) {
             selected[need - need_left + bucket_pos] = OrderKey(key[i], idx);
           }
@@ -371,7 +368,7 @@ struct Topk {
   // that about 1.5 times the sample's share of need reach; one pass over the row keeps every key
   // at or above it in shared memory (index order), and FinishBucket selects the need best of them
   // there. One read of the row instead of a histogram pass and an emit pass (scores that are not
-  // in L2: flat prefill, 481 -> 340 us at 128K on the H100; flat decode). When the sample
+  // in L2: flat prefill's top-k at 128K 481 -> 284 us on the H100; flat decode). When the sample
   // misjudged the row (fewer than need keys reach the threshold, or more than shared memory
   // holds), nothing is decided and the passes run instead.
   static constexpr int64_t kSampleMinLength = 16384;
@@ -623,9 +620,8 @@ __global__ void __launch_bounds__(K::kThreads, K::kMinBlocks)
     }
     const bool in_shared = bucket_count <= K::kCandidateCap;
     // 2. Keys above the bucket into the result, the bucket's keys into shared memory.
-    uint32_t above = 0, bucket = 0;
     K::EmitPass(s, scores, 0, len, prefix, shift, in_shared, need, need_left, s.selected,
-                s.candidates, above, bucket);
+             s.candidates, 0, 0);
     // 3. The need_left best of the bucket.
     if (in_shared && need_left > 0) {
       K::FinishBucket(s, need, need_left, static_cast<int>(bucket_count), prefix, shift);
@@ -671,8 +667,9 @@ __global__ void __launch_bounds__(Wide::kThreads, kCluster >= 16 ? 1 : 2) TopkCl
   // The sampled threshold (Topk::SampledSelect): every CTA samples the whole row, so all find the
   // same threshold without exchanging histograms; each keeps its slice's keys, then writes them
   // into CTA 0's candidates after the slices before it (CTA 0's own are in place). Batch-64 flat
-  // decode (clusters of 4): top-k 57-61 -> 55 us. Not for clusters of 16 (a few rows, batch-1
-  // decode: 21 -> 26 us; sixteen CTAs sampling one row, and the row is in L2 anyway).
+  // decode (clusters of 4): top-k 57-61 -> 47-50 us. Not for clusters of 16 (a few rows: batch-1
+  // decode 22 -> 23 us, and at 1M, where the sample no longer fits shared memory, flat decode
+  // 118 -> 170 us).
   if (kCluster <= 8 && len >= K::kSampleMinLength) {
     const uint32_t threshold = K::SampleThreshold(s, scores, len, need);
     const uint32_t kept = K::KeepAtLeast(s, scores, begin, end, threshold, s.candidates);
