@@ -730,6 +730,21 @@ TEST(Cuda, LongRowsFromASampledThreshold) {
   }
 }
 
+// k above half the candidates' room (3072) skips the sampled threshold (it would keep too many
+// keys about always) and takes the histogram passes, on the one-CTA and the cluster path.
+TEST(Cuda, LongRowsWithLargeK) {
+  SKIP_WITHOUT_GPU();
+  constexpr int64_t kKeys = 24000;
+  for (int64_t queries : {300, 40}) {
+    SCOPED_TRACE(testing::Message() << queries << " rows");
+    Problem p = MakeProblem(64, queries, kKeys, 53);
+    p.cfg.top_k = 4096;
+    const Batch b = MakeBatch({static_cast<int32_t>(kKeys)}, queries, 9, true);
+    std::vector<int32_t> got;
+    ASSERT_NO_FATAL_FAILURE(RunFlatPrefillChecked(p, b, &got));
+  }
+}
+
 // Batches whose rows are all at most 2048 keys take the register top-k: a warp per row for many
 // rows of at most 256 or 1024 keys, a CTA per row otherwise (4 or 8 keys a thread); 6000 keys
 // take the histogram kernels. Rows

@@ -372,6 +372,12 @@ struct Topk {
   // misjudged the row (fewer than need keys reach the threshold, or more than shared memory
   // holds), nothing is decided and the passes run instead.
   static constexpr int64_t kSampleMinLength = 16384;
+  // The kept keys number about 1.5 need + 32 x 16: for need above half the candidates' room the
+  // estimate would overflow it about always and the row would be read once more for nothing.
+  static constexpr uint32_t kSampleMaxNeed = kCandidateCap / 2;
+  static __device__ __forceinline__ bool TrySample(int64_t len, uint32_t need) {
+    return len >= kSampleMinLength && need <= kSampleMaxNeed;
+  }
   static constexpr int kSampleRun = 32, kSampleStride = 512;
 
   // Rows whose sample fits (up to 12288 sampled keys: rows of up to 196K keys with the Wide
@@ -601,7 +607,7 @@ __global__ void __launch_bounds__(K::kThreads, K::kMinBlocks)
 
   if (len <= p.k) {
     K::SelectAll(s, p, scores, len);
-  } else if (len >= K::kSampleMinLength && K::SampledSelect(s, scores, len, need)) {
+  } else if (K::TrySample(len, need) && K::SampledSelect(s, scores, len, need)) {
     __syncthreads();
   } else {
     // 1. Narrow the bucket of the need-th key through histogram passes.
@@ -677,7 +683,7 @@ __global__ void __launch_bounds__(Wide::kThreads, kCluster >= 16 ? 1 : 2) TopkCl
   // decode (clusters of 4): top-k 57-61 -> 47-50 us. Not for clusters of 16 (a few rows: batch-1
   // decode 22 -> 23 us, and at 1M, where the sample no longer fits shared memory, flat decode
   // 118 -> 170 us).
-  if (kCluster <= 8 && len >= K::kSampleMinLength) {
+  if (kCluster <= 8 && K::TrySample(len, need)) {
     const uint32_t threshold = K::SampleThreshold(s, scores, len, need);
     const uint32_t kept = K::KeepAtLeast(s, scores, begin, end, threshold, s.candidates);
     if (threadIdx.x == 0) s.my_bucket = kept;
