@@ -731,7 +731,7 @@ TEST(Cuda, LongRowsFromASampledThreshold) {
 }
 
 // k above half the candidates' room (3072) skips the sampled threshold (it would keep too many
-// keys about always) and takes the histogram passes, on the one-CTA and the cluster path.
+// keys most of the time) and takes the histogram passes, on the one-CTA and the cluster path.
 TEST(Cuda, LongRowsWithLargeK) {
   SKIP_WITHOUT_GPU();
   constexpr int64_t kKeys = 24000;

@@ -373,7 +373,8 @@ struct Topk {
   // holds), nothing is decided and the passes run instead.
   static constexpr int64_t kSampleMinLength = 16384;
   // The kept keys number about 1.5 need + 32 x 16: for need above half the candidates' room the
-  // estimate would overflow it about always and the row would be read once more for nothing.
+  // estimate would overflow it most of the time (k = 4096 at 128K: 6656 expected for 6144), and
+  // the row would be read once more for nothing.
   static constexpr uint32_t kSampleMaxNeed = kCandidateCap / 2;
   static __device__ __forceinline__ bool TrySample(int64_t len, uint32_t need) {
     return len >= kSampleMinLength && need <= kSampleMaxNeed;
