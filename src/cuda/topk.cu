@@ -2,9 +2,9 @@
 //
 // One CTA per row (or, for fewer rows than SMs, a cluster of CTAs per row that split the passes
 // below over slices of the row and meet in CTA 0's shared memory). Rows of at least 16384 keys
-// (not on clusters of 16) first try one read: a threshold from a sample of the row, every key
-// at or above it kept in shared memory, step 3 among them (Topk::SampledSelect); where the
-// sample misjudged the row:
+// (k up to 3072, not on clusters of 16) first try one read: a threshold from a sample, every key
+// of the row at or above it kept in shared memory, step 3 among them (Topk::SampledSelect);
+// where the sample misjudged the row:
 //   1. histogram passes over 11, 11 and 10 bits of the 32-bit score key, each restricted to the
 //      bucket that holds the k-th score, until that bucket is small enough for shared memory;
 //   2. one pass in index order that moves every key above the bucket into the result and the
