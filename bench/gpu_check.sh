@@ -38,10 +38,18 @@ if [ "${SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; t
   [ -n "$classes" ] && note "racecheck hazard classes (source-line pairs): $classes"
 fi
 
-# 3. Benchmarks.
+# 3. Benchmarks. The SM clock, power and throttle reasons are sampled every 200 ms during the
+#    first sweep (clocks.csv), to see whether back-to-back replays run at lower clocks.
 if [ "${SKIP_BENCH:-0}" != 1 ] && [ -x "$BIN/hisa_gpu_bench" ]; then
+  clocks_pid=
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_throttle_reasons.active \
+      --format=csv -lms 200 > "$OUT/clocks.csv" 2>&1 &
+    clocks_pid=$!
+  fi
   "$BIN/hisa_gpu_bench" ${BENCH_ARGS:-} > "$OUT/bench.txt" 2> /dev/null
   note "bench: exit $? ($(wc -l < "$OUT/bench.txt") lines in bench.txt)"
+  [ -n "$clocks_pid" ] && kill "$clocks_pid" 2>/dev/null && note "clocks during the sweep: clocks.csv ($(wc -l < "$OUT/clocks.csv") samples)"
   "$BIN/hisa_gpu_bench" --json ${BENCH_ARGS:-} > "$OUT/bench.json" 2>/dev/null
   if [ "${SKIP_TORCH:-0}" != 1 ] && python3 -c "import torch" 2>/dev/null; then
     python3 bench/torch_baseline.py "$OUT/bench.json" > "$OUT/torch_baseline.txt" 2>&1
