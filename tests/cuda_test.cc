@@ -206,22 +206,33 @@ void RunFlatPrefillChecked(const Problem& p, const Batch& b, std::vector<int32_t
   EXPECT_TRUE(r.ok()) << r.first_failure;
 }
 
-// Every key a copy of key 0 (its scale too), so that each row is one score repeated.
-void MakeKeysEqual(Problem* p, int64_t num_keys) {
-  for (int64_t s = 1; s < num_keys; ++s) {
-    std::copy_n(p->k.begin(), 128, p->k.begin() + s * 128);
-    p->kscale[s] = p->kscale[0];
+// Key s a copy of key s % period (its scale too): a row holds `period` distinct scores, each
+// repeated at the positions of one class s % period (period 1: every score of a row equal).
+void RepeatKeys(Problem* p, int64_t num_keys, int period = 1) {
+  for (int64_t s = period; s < num_keys; ++s) {
+    std::copy_n(p->k.begin() + (s % period) * 128, 128, p->k.begin() + s * 128);
+    p->kscale[s] = p->kscale[s % period];
   }
 }
 
-// Row t of got ([T, k]) selects exactly the lowest min(len, k) positions, then -1 padding.
-void ExpectLowestPositions(const std::vector<int32_t>& got, int64_t t, int32_t k, int32_t len) {
+// Row t of got ([T, k]) selects min(len, k) positions, then -1 padding, and of each position
+// class s % period (keys repeated by RepeatKeys) the lowest positions: the tie rule.
+void ExpectLowestPositions(const std::vector<int32_t>& got, int64_t t, int32_t k, int32_t len,
+                           int period = 1) {
   std::vector<int32_t> row(got.begin() + t * k, got.begin() + (t + 1) * k);
   std::sort(row.begin(), row.end(), [](int32_t x, int32_t y) {
     return static_cast<uint32_t>(x) < static_cast<uint32_t>(y);  // -1 padding last
   });
+  std::vector<int32_t> next(period);
+  for (int c = 0; c < period; ++c) next[c] = c;
   for (int32_t i = 0; i < k; ++i) {
-    ASSERT_EQ(row[i], i < len ? i : -1) << "query " << t << ", row length " << len;
+    if (i >= std::min(len, k)) {
+      ASSERT_EQ(row[i], -1) << "query " << t << ", row length " << len;
+      continue;
+    }
+    ASSERT_GE(row[i], 0) << "query " << t << ", row length " << len;
+    ASSERT_EQ(row[i], next[row[i] % period]) << "query " << t << ": not the lowest positions";
+    next[row[i] % period] += period;
   }
 }
 
@@ -644,7 +655,7 @@ TEST(Cuda, FewLongRowsSplitAcrossCtas) {
   for (bool ties : {false, true}) {
     SCOPED_TRACE(ties ? "every score of a row equal" : "random scores");
     Problem p = MakeProblem(64, kQueries, kKeys, 41);
-    if (ties) MakeKeysEqual(&p, kKeys);
+    if (ties) RepeatKeys(&p, kKeys);
     p.cfg.top_k = 2048;
     const Batch b = MakeBatch({static_cast<int32_t>(kKeys)}, kQueries, 4, false);
     std::vector<int32_t> got;
@@ -693,13 +704,8 @@ TEST(Cuda, LongRowsFromASampledThreshold) {
   for (Pattern pattern : {kRandom, kEqual, kSkippedHigh, kSampledHigh, kEightScores}) {
     SCOPED_TRACE(testing::Message() << kQueries << " rows, pattern " << pattern);
     Problem p = MakeProblem(64, kQueries, kKeys, 47);
-    if (pattern == kEqual) MakeKeysEqual(&p, kKeys);
-    if (pattern == kEightScores) {
-      for (int64_t s = 8; s < kKeys; ++s) {
-        std::copy_n(p.k.begin() + (s % 8) * 128, 128, p.k.begin() + s * 128);
-        p.kscale[s] = p.kscale[s % 8];
-      }
-    }
+    if (pattern == kEqual) RepeatKeys(&p, kKeys);
+    if (pattern == kEightScores) RepeatKeys(&p, kKeys, 8);
     for (int64_t s = 0; s < kKeys; ++s) {  // a row's position s is key s (one sequence)
       const bool sampled = s % 512 < 32;
       if ((pattern == kSkippedHigh && !sampled) || (pattern == kSampledHigh && sampled)) {
@@ -711,20 +717,11 @@ TEST(Cuda, LongRowsFromASampledThreshold) {
     ASSERT_GE(b.ke.front() - b.ks.front(), 16384);
     std::vector<int32_t> got;
     ASSERT_NO_FATAL_FAILURE(RunFlatPrefillChecked(p, b, &got));
-    if (pattern == kEqual) {
+    if (pattern == kEqual || pattern == kEightScores) {
+      const int period = pattern == kEqual ? 1 : 8;
       for (int64_t t = 0; t < kQueries; ++t) {
-        ASSERT_NO_FATAL_FAILURE(ExpectLowestPositions(got, t, p.cfg.top_k, b.ke[t] - b.ks[t]));
-      }
-    }
-    if (pattern == kEightScores) {  // of each position class s % 8, a prefix is selected
-      for (int64_t t = 0; t < kQueries; ++t) {
-        std::vector<int32_t> row(got.begin() + t * p.cfg.top_k, got.begin() + (t + 1) * p.cfg.top_k);
-        std::sort(row.begin(), row.end());
-        int32_t next[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-        for (int32_t pos : row) {
-          ASSERT_EQ(pos, next[pos % 8]) << "query " << t << ": not the lowest positions";
-          next[pos % 8] += 8;
-        }
+        ASSERT_NO_FATAL_FAILURE(
+            ExpectLowestPositions(got, t, p.cfg.top_k, b.ke[t] - b.ks[t], period));
       }
     }
   }
@@ -763,7 +760,7 @@ TEST(Cuda, ShortRowsInRegisters) {
                                       << " queries" << (ties ? ", equal scores" : ""));
       const int64_t T = c.queries;
       Problem p = MakeProblem(64, T, c.longest, 7 + c.longest);
-      if (ties) MakeKeysEqual(&p, c.longest);
+      if (ties) RepeatKeys(&p, c.longest);
       p.cfg.top_k = 128;
       Batch b;
       const int32_t lens[] = {0, 1, 127, 128, 129, c.longest / 2 + 3, c.longest - 1, c.longest};

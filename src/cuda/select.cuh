@@ -32,15 +32,19 @@ struct CandidateMap {
   int32_t add = 0;
 };
 
+/// The paged-cache row of position pos of a sequence whose block-table row is `pages`
+/// (positions and rows fit 32 bits: rows are bulk-copy coordinates).
+__device__ __forceinline__ int32_t PagedRowOf(const int32_t* pages, int page_size, int pos) {
+  int within;
+  const int page = DivMod(pos, page_size, &within);
+  return static_cast<int32_t>(int64_t{pages[page]} * page_size + within);
+}
+
 __device__ __forceinline__ int32_t CandidateValue(const CandidateMap& c, uint32_t idx) {
   int r;  // candidates of a row number at most m * B < 2^31
   const int i = DivMod(static_cast<int>(idx), c.block_size, &r);
   const int pos = c.blocks[i] * c.block_size + r;  // a position: 32 bits
-  if (c.pages != nullptr) {
-    int within;
-    const int page = DivMod(pos, c.page_size, &within);
-    return static_cast<int32_t>(int64_t{c.pages[page]} * c.page_size + within);
-  }
+  if (c.pages != nullptr) return PagedRowOf(c.pages, c.page_size, pos);
   return pos + c.add;
 }
 

@@ -40,13 +40,9 @@ __device__ __forceinline__ uint32_t IndexOf(uint64_t key) {
   return 0xFFFFFFFFu - static_cast<uint32_t>(key);
 }
 
-// Paged row of position pos of row `row`'s sequence (positions and rows fit 32 bits: rows are
-// bulk-copy coordinates).
-__device__ __forceinline__ int32_t PagedRow(const TopkParams& p, int row, uint32_t pos) {
-  const int32_t* pages = p.block_table + int64_t{row / p.next_n} * p.bt_stride;
-  int r;
-  const int page = DivMod(static_cast<int>(pos), p.page_size, &r);
-  return static_cast<int32_t>(int64_t{pages[page]} * p.page_size + r);
+// The block-table row of row `row`'s sequence (next_n rows a sequence).
+__device__ __forceinline__ const int32_t* SequencePages(const TopkParams& p, int row) {
+  return p.block_table + int64_t{row / p.next_n} * p.bt_stride;
 }
 
 // add: p.add[row] (or 0); blocks: the row's block list (kCandidate), both loaded once per row.
@@ -56,12 +52,12 @@ __device__ __forceinline__ int32_t OutputValue(const TopkParams& p, int row, uin
     case TopkOutput::kIndex:
       return static_cast<int32_t>(idx) + add;
     case TopkOutput::kPagedRow:
-      return PagedRow(p, row, idx);
+      return PagedRowOf(SequencePages(p, row), p.page_size, static_cast<int>(idx));
     case TopkOutput::kCandidate: {
       CandidateMap c;
       c.blocks = blocks;
       c.block_size = p.block_size;
-      c.pages = p.paged ? p.block_table + int64_t{row / p.next_n} * p.bt_stride : nullptr;
+      c.pages = p.paged ? SequencePages(p, row) : nullptr;
       c.page_size = p.page_size;
       c.add = add;
       return CandidateValue(c, idx);
@@ -368,7 +364,7 @@ struct Topk {
   // that about 1.5 times the sample's share of need reach; one pass over the row keeps every key
   // at or above it in shared memory (index order), and FinishBucket selects the need best of them
   // there. One read of the row instead of a histogram pass and an emit pass (scores that are not
-  // in L2: flat prefill's top-k at 128K 481 -> 284 us on the H100; flat decode). When the sample
+  // in L2: flat prefill's top-k at 128K 481 -> 243 us on the H100; flat decode). When the sample
   // misjudged the row (fewer than need keys reach the threshold, or more than shared memory
   // holds), nothing is decided and the passes run instead.
   static constexpr int64_t kSampleMinLength = 16384;
@@ -380,6 +376,10 @@ struct Topk {
     return len >= kSampleMinLength && need <= kSampleMaxNeed;
   }
   static constexpr int kSampleRun = 32, kSampleStride = 512;
+  // The row key of sampled key j.
+  static __device__ __forceinline__ int SampledKey(int j) {
+    return (j / kSampleRun) * kSampleStride + j % kSampleRun;
+  }
 
   // Rows whose sample fits (up to 12288 sampled keys: rows of up to 196K keys with the Wide
   // shape) read it once, all loads in flight, into the candidates' shared memory (free until
@@ -408,8 +408,7 @@ struct Topk {
 #pragma unroll
         for (int u = 0; u < kItems; ++u) {
           const int j = j0 + u * kThreads + threadIdx.x;
-          key[u] = j < sampled ? ScoreKey(scores[(j / kSampleRun) * kSampleStride + j % kSampleRun])
-                               : 0u;
+          key[u] = j < sampled ? ScoreKey(scores[SampledKey(j)]) : 0u;
         }
 #pragma unroll
         for (int u = 0; u < kItems; ++u) {
@@ -424,8 +423,7 @@ struct Topk {
   // for every CTA that samples the same row.
   static __device__ __forceinline__ uint32_t SampleThreshold(Shared& s, const float* scores,
                                                              int64_t len, uint32_t need) {
-    // Sampled key j is row key (j / kSampleRun) * kSampleStride + j % kSampleRun; the last run
-    // may be short, so sampled keys are exactly those below len.
+    // The last run may be short: the sampled keys are exactly those below len.
     const int64_t runs = (len + kSampleStride - 1) / kSampleStride;
     const int64_t last_run = len - (runs - 1) * kSampleStride;
     const int sampled =
@@ -439,7 +437,7 @@ struct Topk {
 #pragma unroll
         for (int u = 0; u < kLoads; ++u) {
           const int j = j0 + u * kThreads + threadIdx.x;
-          value[u] = j < sampled ? scores[(j / kSampleRun) * kSampleStride + j % kSampleRun] : 0.0f;
+          value[u] = j < sampled ? scores[SampledKey(j)] : 0.0f;
         }
 #pragma unroll
         for (int u = 0; u < kLoads; ++u) {
