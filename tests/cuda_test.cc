@@ -481,6 +481,71 @@ TEST(Cuda, HisaPrefillManyQueriesAbsolutePositions) {
   CheckHisaPrefillCase(400, {9000, 7000}, 23, PositionBase::kAbsolute);
 }
 
+// HISA prefill in query chunks (forced by the workspace limit) and in one piece: the same indices,
+// scores and blocks, bit for bit, and the reference's sets. The sequences start at rows that are
+// not multiples of 128 (blocks of two sequences share 128-row spans of keys).
+TEST(Cuda, HisaPrefillInQueryChunks) {
+  SKIP_WITHOUT_GPU();
+  const std::vector<int32_t> lens = {9000, 7000, 5000};
+  constexpr int64_t kQueries = 600;
+  Problem p = MakeProblem(64, kQueries, 21000, 31);
+  p.cfg.top_k = 512;
+  p.cfg.block_size = 128;
+  p.cfg.block_budget = 16;
+  const Batch b = MakeBatch(lens, kQueries, 32, false);
+  const int64_t slots = PooledSlotsForRows(p.cfg, 21000);
+  DeviceArray<uint8_t> pk(std::vector<uint8_t>(slots * 128, 0));
+  DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
+  GpuPrefill g(p, b);
+  DeviceArray<int32_t> starts(b.seq_starts), seq_lens(b.seq_lens);
+  ASSERT_TRUE(BuildPooledKeysPrefill(p.cfg, g.in.keys, starts.get(), seq_lens.get(), 3,
+                                     {pk.get(), ps.get(), slots}, Gpu())
+                  .ok());
+  // One call: the indices, scores and blocks; *used receives the workspace used.
+  auto run = [&](size_t limit, std::vector<int32_t>* idx, std::vector<float>* sc,
+                 std::vector<int32_t>* blk, size_t* used) {
+    GuardedOutput i(kQueries * p.cfg.top_k), k(kQueries * p.cfg.block_budget);
+    DeviceArray<float> f;
+    f.Resize(kQueries * p.cfg.top_k);
+    TopkOutputs out;
+    out.indices = i.data();
+    out.scores = f.get();
+    out.blocks = k.data();
+    RunOptions opts = Gpu();
+    opts.workspace_limit_bytes = limit;
+    opts.workspace_bytes = used;
+    ASSERT_TRUE(HisaTopkPrefill(p.cfg, g.in, {pk.get(), ps.get(), slots}, out, opts).ok());
+    *idx = i.Get();
+    *sc = f.Download();
+    *blk = k.Get();
+  };
+  std::vector<int32_t> idx, blk;
+  std::vector<float> sc;
+  size_t whole = 0;
+  run(size_t{1} << 30, &idx, &sc, &blk, &whole);
+  const std::vector<uint8_t> host_pk = pk.Download();
+  const std::vector<float> host_ps = ps.Download();
+  const CheckResult r =
+      CheckHisaPrefill(p.cfg, HostPrefill(p, b), {host_pk.data(), host_ps.data(), slots},
+                       idx.data(), blk.data(), GpuCheck());
+  EXPECT_TRUE(r.ok()) << r.first_failure;
+  // Per query: stage 2's scores (2048 floats), stage 1's (72).
+  const size_t per_query = (2048 + 72) * 4;
+  for (size_t queries : {20, 50, 70, 200}) {
+    const size_t limit = queries * per_query;
+    SCOPED_TRACE(testing::Message() << "workspace limit " << limit);
+    std::vector<int32_t> idx2, blk2;
+    std::vector<float> sc2;
+    size_t used = 0;
+    run(limit, &idx2, &sc2, &blk2, &used);
+    EXPECT_LT(used, whole);  // chunked
+    EXPECT_EQ(blk2, blk);
+    EXPECT_EQ(idx2, idx);
+    ASSERT_EQ(sc2.size(), sc.size());
+    EXPECT_EQ(0, std::memcmp(sc2.data(), sc.data(), sc.size() * sizeof(float)));
+  }
+}
+
 // HISA with and without score order: the same sets and the same scores, on full stage-2 rows of
 // 64 x 128 candidates, for 64 and 32 heads.
 TEST(Cuda, HisaSortedAndUnsortedAgree) {
