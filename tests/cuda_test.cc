@@ -428,6 +428,25 @@ TEST(Cuda, PooledKeysMatchCpuBytes) {
   }
 }
 
+// A prefill batch on the GPU with its pooled keys built there (HISA's inputs).
+struct GpuHisaPrefill {
+  GpuPrefill g;
+  int64_t slots;
+  DeviceArray<uint8_t> pk;
+  DeviceArray<float> ps;
+  Status built;
+  GpuHisaPrefill(const Problem& p, const Batch& b)
+      : g(p, b),
+        slots(PooledSlotsForRows(p.cfg, static_cast<int64_t>(p.kscale.size()))),
+        pk(std::vector<uint8_t>(slots * 128, 0)),
+        ps(std::vector<float>(slots, 1.0f)) {
+    DeviceArray<int32_t> starts(b.seq_starts), lens(b.seq_lens);
+    built = BuildPooledKeysPrefill(p.cfg, g.in.keys, starts.get(), lens.get(),
+                                   static_cast<int32_t>(b.seq_lens.size()), pooled(), Gpu());
+  }
+  PooledKeys pooled() const { return {pk.get(), ps.get(), slots}; }
+};
+
 // HISA prefill of `queries` queries over sequences of `lens` keys against the CPU reference.
 void CheckHisaPrefillCase(int64_t queries, const std::vector<int32_t>& lens, uint64_t seed,
                           PositionBase positions) {
@@ -438,26 +457,18 @@ void CheckHisaPrefillCase(int64_t queries, const std::vector<int32_t>& lens, uin
   p.cfg.block_size = 128;
   p.cfg.block_budget = 8;  // o + 1 > m for most queries: stage 1 decides
   const Batch b = MakeBatch(lens, queries, seed + 1, false);
-  const int64_t slots = PooledSlotsForRows(p.cfg, keys);
-  DeviceArray<uint8_t> pk(std::vector<uint8_t>(slots * 128, 0));
-  DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
-  GpuPrefill g(p, b);
-  DeviceArray<int32_t> starts(b.seq_starts), seq_lens(b.seq_lens);
-  ASSERT_TRUE(BuildPooledKeysPrefill(p.cfg, g.in.keys, starts.get(), seq_lens.get(),
-                                     static_cast<int32_t>(lens.size()), {pk.get(), ps.get(), slots},
-                                     Gpu())
-                  .ok());
+  GpuHisaPrefill h(p, b);
+  ASSERT_TRUE(h.built.ok()) << h.built.message();
   GuardedOutput idx(queries * p.cfg.top_k), blocks(queries * p.cfg.block_budget);
   TopkOutputs out;
   out.indices = idx.data();
   out.blocks = blocks.data();
-  ASSERT_TRUE(
-      HisaTopkPrefill(p.cfg, g.in, {pk.get(), ps.get(), slots}, out, Gpu(positions)).ok());
-  const std::vector<uint8_t> host_pk = pk.Download();
-  const std::vector<float> host_ps = ps.Download();
+  ASSERT_TRUE(HisaTopkPrefill(p.cfg, h.g.in, h.pooled(), out, Gpu(positions)).ok());
+  const std::vector<uint8_t> host_pk = h.pk.Download();
+  const std::vector<float> host_ps = h.ps.Download();
   const std::vector<int32_t> got = idx.Get(), got_blocks = blocks.Get();
   const CheckResult r =
-      CheckHisaPrefill(p.cfg, HostPrefill(p, b), {host_pk.data(), host_ps.data(), slots},
+      CheckHisaPrefill(p.cfg, HostPrefill(p, b), {host_pk.data(), host_ps.data(), h.slots},
                        got.data(), got_blocks.data(), GpuCheck(positions));
   EXPECT_TRUE(r.ok()) << r.first_failure;
 }
@@ -493,14 +504,8 @@ TEST(Cuda, HisaPrefillInQueryChunks) {
   p.cfg.block_size = 128;
   p.cfg.block_budget = 16;
   const Batch b = MakeBatch(lens, kQueries, 32, false);
-  const int64_t slots = PooledSlotsForRows(p.cfg, 21000);
-  DeviceArray<uint8_t> pk(std::vector<uint8_t>(slots * 128, 0));
-  DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
-  GpuPrefill g(p, b);
-  DeviceArray<int32_t> starts(b.seq_starts), seq_lens(b.seq_lens);
-  ASSERT_TRUE(BuildPooledKeysPrefill(p.cfg, g.in.keys, starts.get(), seq_lens.get(), 3,
-                                     {pk.get(), ps.get(), slots}, Gpu())
-                  .ok());
+  GpuHisaPrefill h(p, b);
+  ASSERT_TRUE(h.built.ok()) << h.built.message();
   // One call: the indices, scores and blocks; *used receives the workspace used.
   auto run = [&](size_t limit, std::vector<int32_t>* idx, std::vector<float>* sc,
                  std::vector<int32_t>* blk, size_t* used) {
@@ -514,7 +519,7 @@ TEST(Cuda, HisaPrefillInQueryChunks) {
     RunOptions opts = Gpu();
     opts.workspace_limit_bytes = limit;
     opts.workspace_bytes = used;
-    ASSERT_TRUE(HisaTopkPrefill(p.cfg, g.in, {pk.get(), ps.get(), slots}, out, opts).ok());
+    ASSERT_TRUE(HisaTopkPrefill(p.cfg, h.g.in, h.pooled(), out, opts).ok());
     *idx = i.Get();
     *sc = f.Download();
     *blk = k.Get();
@@ -523,10 +528,10 @@ TEST(Cuda, HisaPrefillInQueryChunks) {
   std::vector<float> sc;
   size_t whole = 0;
   run(size_t{1} << 30, &idx, &sc, &blk, &whole);
-  const std::vector<uint8_t> host_pk = pk.Download();
-  const std::vector<float> host_ps = ps.Download();
+  const std::vector<uint8_t> host_pk = h.pk.Download();
+  const std::vector<float> host_ps = h.ps.Download();
   const CheckResult r =
-      CheckHisaPrefill(p.cfg, HostPrefill(p, b), {host_pk.data(), host_ps.data(), slots},
+      CheckHisaPrefill(p.cfg, HostPrefill(p, b), {host_pk.data(), host_ps.data(), h.slots},
                        idx.data(), blk.data(), GpuCheck());
   EXPECT_TRUE(r.ok()) << r.first_failure;
   // Per query: stage 2's scores (2048 floats), stage 1's (72).
@@ -558,14 +563,8 @@ TEST(Cuda, HisaSortedAndUnsortedAgree) {
     p.cfg.block_size = 128;
     p.cfg.block_budget = 64;
     const Batch b = MakeBatch({static_cast<int32_t>(kKeys)}, kQueries, 6, true);
-    const int64_t slots = PooledSlotsForRows(p.cfg, kKeys);
-    DeviceArray<uint8_t> pk(std::vector<uint8_t>(slots * 128, 0));
-    DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
-    GpuPrefill g(p, b);
-    DeviceArray<int32_t> starts(b.seq_starts), seq_lens(b.seq_lens);
-    ASSERT_TRUE(BuildPooledKeysPrefill(p.cfg, g.in.keys, starts.get(), seq_lens.get(), 1,
-                                       {pk.get(), ps.get(), slots}, Gpu())
-                    .ok());
+    GpuHisaPrefill h(p, b);
+    ASSERT_TRUE(h.built.ok()) << h.built.message();
     std::vector<int32_t> idx[2];
     std::vector<float> sc[2];
     for (int sorted = 0; sorted < 2; ++sorted) {
@@ -578,7 +577,7 @@ TEST(Cuda, HisaSortedAndUnsortedAgree) {
       out.scores = f.get();
       RunOptions run = Gpu();
       run.sorted = sorted == 1;
-      ASSERT_TRUE(HisaTopkPrefill(p.cfg, g.in, {pk.get(), ps.get(), slots}, out, run).ok());
+      ASSERT_TRUE(HisaTopkPrefill(p.cfg, h.g.in, h.pooled(), out, run).ok());
       idx[sorted] = i.Download();
       sc[sorted] = f.Download();
     }
