@@ -49,7 +49,7 @@ if [ "${SKIP_BENCH:-0}" != 1 ] && [ -x "$BIN/hisa_gpu_bench" ]; then
   fi
   "$BIN/hisa_gpu_bench" ${BENCH_ARGS:-} > "$OUT/bench.txt" 2> /dev/null
   note "bench: exit $? ($(wc -l < "$OUT/bench.txt") lines in bench.txt)"
-  [ -n "$clocks_pid" ] && kill "$clocks_pid" 2>/dev/null && note "clocks during the sweep: clocks.csv ($(wc -l < "$OUT/clocks.csv") samples)"
+  [ -n "$clocks_pid" ] && kill "$clocks_pid" 2>/dev/null && note "clocks during the sweep: clocks.csv ($(($(wc -l < "$OUT/clocks.csv") - 1)) samples after its header)"
   "$BIN/hisa_gpu_bench" --json ${BENCH_ARGS:-} > "$OUT/bench.json" 2>/dev/null
   if [ "${SKIP_TORCH:-0}" != 1 ] && python3 -c "import torch" 2>/dev/null; then
     python3 bench/torch_baseline.py "$OUT/bench.json" > "$OUT/torch_baseline.txt" 2>&1

@@ -428,23 +428,35 @@ TEST(Cuda, PooledKeysMatchCpuBytes) {
   }
 }
 
+// Pooled keys of `slots` slots in device memory (zero keys, scale 1 until built) and, once
+// downloaded, their host copy for the reference checks.
+struct GpuPooledKeys {
+  int64_t slots;
+  DeviceArray<uint8_t> k;
+  DeviceArray<float> scale;
+  std::vector<uint8_t> host_k;
+  std::vector<float> host_scale;
+  explicit GpuPooledKeys(int64_t n)
+      : slots(n), k(std::vector<uint8_t>(n * 128, 0)), scale(std::vector<float>(n, 1.0f)) {}
+  PooledKeys device() const { return {k.get(), scale.get(), slots}; }
+  ConstPooledKeys Download() {
+    host_k = k.Download();
+    host_scale = scale.Download();
+    return {host_k.data(), host_scale.data(), slots};
+  }
+};
+
 // A prefill batch on the GPU with its pooled keys built there (HISA's inputs).
 struct GpuHisaPrefill {
   GpuPrefill g;
-  int64_t slots;
-  DeviceArray<uint8_t> pk;
-  DeviceArray<float> ps;
+  GpuPooledKeys pooled;
   Status built;
   GpuHisaPrefill(const Problem& p, const Batch& b)
-      : g(p, b),
-        slots(PooledSlotsForRows(p.cfg, static_cast<int64_t>(p.kscale.size()))),
-        pk(std::vector<uint8_t>(slots * 128, 0)),
-        ps(std::vector<float>(slots, 1.0f)) {
+      : g(p, b), pooled(PooledSlotsForRows(p.cfg, static_cast<int64_t>(p.kscale.size()))) {
     DeviceArray<int32_t> starts(b.seq_starts), lens(b.seq_lens);
     built = BuildPooledKeysPrefill(p.cfg, g.in.keys, starts.get(), lens.get(),
-                                   static_cast<int32_t>(b.seq_lens.size()), pooled(), Gpu());
+                                   static_cast<int32_t>(b.seq_lens.size()), pooled.device(), Gpu());
   }
-  PooledKeys pooled() const { return {pk.get(), ps.get(), slots}; }
 };
 
 // HISA prefill of `queries` queries over sequences of `lens` keys against the CPU reference.
@@ -463,13 +475,10 @@ void CheckHisaPrefillCase(int64_t queries, const std::vector<int32_t>& lens, uin
   TopkOutputs out;
   out.indices = idx.data();
   out.blocks = blocks.data();
-  ASSERT_TRUE(HisaTopkPrefill(p.cfg, h.g.in, h.pooled(), out, Gpu(positions)).ok());
-  const std::vector<uint8_t> host_pk = h.pk.Download();
-  const std::vector<float> host_ps = h.ps.Download();
+  ASSERT_TRUE(HisaTopkPrefill(p.cfg, h.g.in, h.pooled.device(), out, Gpu(positions)).ok());
   const std::vector<int32_t> got = idx.Get(), got_blocks = blocks.Get();
-  const CheckResult r =
-      CheckHisaPrefill(p.cfg, HostPrefill(p, b), {host_pk.data(), host_ps.data(), h.slots},
-                       got.data(), got_blocks.data(), GpuCheck(positions));
+  const CheckResult r = CheckHisaPrefill(p.cfg, HostPrefill(p, b), h.pooled.Download(), got.data(),
+                                         got_blocks.data(), GpuCheck(positions));
   EXPECT_TRUE(r.ok()) << r.first_failure;
 }
 
@@ -519,7 +528,7 @@ TEST(Cuda, HisaPrefillInQueryChunks) {
     RunOptions opts = Gpu();
     opts.workspace_limit_bytes = limit;
     opts.workspace_bytes = used;
-    ASSERT_TRUE(HisaTopkPrefill(p.cfg, h.g.in, h.pooled(), out, opts).ok());
+    ASSERT_TRUE(HisaTopkPrefill(p.cfg, h.g.in, h.pooled.device(), out, opts).ok());
     *idx = i.Get();
     *sc = f.Download();
     *blk = k.Get();
@@ -528,11 +537,8 @@ TEST(Cuda, HisaPrefillInQueryChunks) {
   std::vector<float> sc;
   size_t whole = 0;
   run(size_t{1} << 30, &idx, &sc, &blk, &whole);
-  const std::vector<uint8_t> host_pk = h.pk.Download();
-  const std::vector<float> host_ps = h.ps.Download();
-  const CheckResult r =
-      CheckHisaPrefill(p.cfg, HostPrefill(p, b), {host_pk.data(), host_ps.data(), h.slots},
-                       idx.data(), blk.data(), GpuCheck());
+  const CheckResult r = CheckHisaPrefill(p.cfg, HostPrefill(p, b), h.pooled.Download(),
+                                         idx.data(), blk.data(), GpuCheck());
   EXPECT_TRUE(r.ok()) << r.first_failure;
   // Per query: stage 2's scores (2048 floats), stage 1's (72).
   const size_t per_query = (2048 + 72) * 4;
@@ -577,7 +583,7 @@ TEST(Cuda, HisaSortedAndUnsortedAgree) {
       out.scores = f.get();
       RunOptions run = Gpu();
       run.sorted = sorted == 1;
-      ASSERT_TRUE(HisaTopkPrefill(p.cfg, h.g.in, h.pooled(), out, run).ok());
+      ASSERT_TRUE(HisaTopkPrefill(p.cfg, h.g.in, h.pooled.device(), out, run).ok());
       idx[sorted] = i.Download();
       sc[sorted] = f.Download();
     }
@@ -617,21 +623,17 @@ TEST(Cuda, HisaDecodeMatchesReference) {
                      c.page_size + c.next_n, /*shortest_first=*/false);
     const DecodeInputs& in = batch.in;
     const DecodeInputs& host = batch.host;
-    const int64_t slots = PooledSlotsForPages(p.cfg, num_pages, c.page_size);
-    DeviceArray<uint8_t> pk(std::vector<uint8_t>(slots * 128, 0));
-    DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
-    ASSERT_TRUE(
-        BuildPooledKeysPaged(p.cfg, in.cache, in.seqs, {pk.get(), ps.get(), slots}, Gpu()).ok());
-    const std::vector<uint8_t> host_pk = pk.Download();
-    const std::vector<float> host_ps = ps.Download();
+    GpuPooledKeys pooled(PooledSlotsForPages(p.cfg, num_pages, c.page_size));
+    ASSERT_TRUE(BuildPooledKeysPaged(p.cfg, in.cache, in.seqs, pooled.device(), Gpu()).ok());
+    const ConstPooledKeys host_pooled = pooled.Download();
     // The GPU's pooled keys equal the CPU's.
-    std::vector<uint8_t> cpu_pk(slots * 128, 0);
-    std::vector<float> cpu_ps(slots, 1.0f);
+    std::vector<uint8_t> cpu_pk(pooled.slots * 128, 0);
+    std::vector<float> cpu_ps(pooled.slots, 1.0f);
     ASSERT_TRUE(BuildPooledKeysPaged(p.cfg, host.cache, host.seqs,
-                                     {cpu_pk.data(), cpu_ps.data(), slots})
+                                     {cpu_pk.data(), cpu_ps.data(), pooled.slots})
                     .ok());
-    EXPECT_EQ(host_pk, cpu_pk);
-    EXPECT_EQ(host_ps, cpu_ps);
+    EXPECT_EQ(pooled.host_k, cpu_pk);
+    EXPECT_EQ(pooled.host_scale, cpu_ps);
     // Relative positions, and absolute ones (stage 2's candidates mapped to paged rows).
     for (PositionBase base : {PositionBase::kRelative, PositionBase::kAbsolute}) {
       GuardedOutput idx(int64_t{num_seqs} * c.next_n * p.cfg.top_k),
@@ -640,11 +642,10 @@ TEST(Cuda, HisaDecodeMatchesReference) {
       out.indices = idx.data();
       out.blocks = blocks.data();
       const RunOptions opts = Gpu(base);
-      ASSERT_TRUE(HisaTopkDecode(p.cfg, in, {pk.get(), ps.get(), slots}, out, opts).ok());
+      ASSERT_TRUE(HisaTopkDecode(p.cfg, in, pooled.device(), out, opts).ok());
       const std::vector<int32_t> got = idx.Get(), got_blocks = blocks.Get();
-      const CheckOptions check = GpuCheck(base);
-      const CheckResult r = CheckHisaDecode(p.cfg, host, {host_pk.data(), host_ps.data(), slots},
-                                            got.data(), got_blocks.data(), check);
+      const CheckResult r = CheckHisaDecode(p.cfg, host, host_pooled, got.data(),
+                                            got_blocks.data(), GpuCheck(base));
       EXPECT_TRUE(r.ok()) << r.first_failure;
     }
   }
@@ -666,14 +667,10 @@ TEST(Cuda, DecodeInSmallQueryChunks) {
   // has 1034 keys), so keys read from another sequence would show.
   for (int32_t len : batch.lens) ASSERT_GT(len, 4 * p.cfg.top_k);
   const int64_t T = int64_t{num_seqs} * next_n;
-  const int64_t slots = PooledSlotsForPages(p.cfg, num_pages, page_size);
-  DeviceArray<uint8_t> pk(std::vector<uint8_t>(slots * 128, 0));
-  DeviceArray<float> ps(std::vector<float>(slots, 1.0f));
-  ASSERT_TRUE(BuildPooledKeysPaged(p.cfg, batch.in.cache, batch.in.seqs,
-                                   {pk.get(), ps.get(), slots}, Gpu())
-                  .ok());
-  const std::vector<uint8_t> host_pk = pk.Download();
-  const std::vector<float> host_ps = ps.Download();
+  GpuPooledKeys pooled(PooledSlotsForPages(p.cfg, num_pages, page_size));
+  ASSERT_TRUE(
+      BuildPooledKeysPaged(p.cfg, batch.in.cache, batch.in.seqs, pooled.device(), Gpu()).ok());
+  const ConstPooledKeys host_pooled = pooled.Download();
   const CheckOptions check = GpuCheck();
   for (size_t limit = 4096; limit <= 160 * 1024; limit += 4096) {
     SCOPED_TRACE(testing::Message() << "workspace limit " << limit);
@@ -688,11 +685,10 @@ TEST(Cuda, DecodeInSmallQueryChunks) {
     TopkOutputs out;
     out.indices = idx.data();
     out.blocks = blocks.data();
-    ASSERT_TRUE(HisaTopkDecode(p.cfg, batch.in, {pk.get(), ps.get(), slots}, out, opts).ok());
+    ASSERT_TRUE(HisaTopkDecode(p.cfg, batch.in, pooled.device(), out, opts).ok());
     const std::vector<int32_t> got = idx.Get(), got_blocks = blocks.Get();
-    const CheckResult rh = CheckHisaDecode(p.cfg, batch.host,
-                                           {host_pk.data(), host_ps.data(), slots}, got.data(),
-                                           got_blocks.data(), check);
+    const CheckResult rh =
+        CheckHisaDecode(p.cfg, batch.host, host_pooled, got.data(), got_blocks.data(), check);
     EXPECT_TRUE(rh.ok()) << "HISA: " << rh.first_failure;
   }
 }

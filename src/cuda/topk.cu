@@ -40,6 +40,18 @@ __device__ __forceinline__ uint32_t IndexOf(uint64_t key) {
   return 0xFFFFFFFFu - static_cast<uint32_t>(key);
 }
 
+// Where a key stands against a bucket (the keys whose bits above `shift` equal `prefix`; all
+// keys when shift == 32): 1 above it, 2 in it, 0 below it or not a key of the row (!valid).
+// The scan counts of the passes that split keys so: above | in << 16.
+__device__ __forceinline__ uint32_t BucketKind(bool valid, uint32_t key, uint32_t prefix,
+                                               int shift) {
+  const uint32_t high = shift == 32 ? 0u : key >> shift;
+  return !valid ? 0u : (high > prefix ? 1u : (high == prefix ? 2u : 0u));
+}
+__device__ __forceinline__ uint32_t BucketCount(uint32_t kind) {
+  return kind == 1 ? 1u : (kind == 2 ? 1u << 16 : 0u);
+}
+
 // The block-table row of row `row`'s sequence (next_n rows a sequence).
 __device__ __forceinline__ const int32_t* SequencePages(const TopkParams& p, int row) {
   return p.block_table + int64_t{row / p.next_n} * p.bt_stride;
@@ -258,9 +270,8 @@ struct Topk {
   #pragma unroll
       for (int i = 0; i < kItems; ++i) {
         key[i] = ScoreKey(value[i]);
-        const uint32_t high = shift == 32 ? 0u : key[i] >> shift;
-        kind[i] = first + i >= n ? 0u : (high > prefix ? 1u : (high == prefix ? 2u : 0u));
-        packed += kind[i] == 1 ? 1u : (kind[i] == 2 ? (1u << 16) : 0u);
+        kind[i] = BucketKind(first + i < n, key[i], prefix, shift);
+        packed += BucketCount(kind[i]);
       }
       uint32_t offset = 0, total = 0;
       Scan(s.scan).ExclusiveSum(packed, offset, total);
@@ -329,9 +340,8 @@ struct Topk {
 #pragma unroll
       for (int j = 0; j < kPer; ++j) {
         const uint32_t key = first + j < n ? static_cast<uint32_t>(s.candidates[first + j] >> 32) : 0;
-        const uint32_t high = score_shift == 32 ? 0u : key >> score_shift;
-        kind[j] = first + j >= n ? 0u : (high > score_prefix ? 1u : (high == score_prefix ? 2u : 0u));
-        packed += kind[j] == 1 ? 1u : (kind[j] == 2 ? 1u << 16 : 0u);
+        kind[j] = BucketKind(first + j < n, key, score_prefix, score_shift);
+        packed += BucketCount(kind[j]);
       }
       uint32_t offset = 0, total = 0;
       Scan(s.scan).ExclusiveSum(packed, offset, total);
