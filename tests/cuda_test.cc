@@ -606,19 +606,20 @@ TEST(Cuda, HisaSortedAndUnsortedAgree) {
   }
 }
 
-// HISA decode against the reference for the cases of DecodeCases (next_n 1 and 2); the pooled
-// keys against the CPU's; relative and absolute positions.
-TEST(Cuda, HisaDecodeMatchesReference) {
-  SKIP_WITHOUT_GPU();
-  for (const DecodeCase& c : DecodeCases({64, 128, 32}, {1, 2})) {
+// HISA decode of 4 sequences (up to max_keys keys each at pages of 64 or fewer keys, the same
+// count for every such page size; larger pages, as many pages) against the reference for the given cases; the pooled keys against the CPU's; relative and
+// absolute positions.
+void CheckHisaDecodeCases(const std::vector<DecodeCase>& cases, int top_k, int block_budget,
+                          int max_keys, uint64_t seed) {
+  for (const DecodeCase& c : cases) {
     SCOPED_TRACE(testing::Message() << "heads " << c.heads << " page " << c.page_size
                                     << " next_n " << c.next_n);
-    const int scale = 64 / std::min(c.page_size, 64);  // small pages: as many keys
-    const int num_seqs = 4, max_pages = 80 * scale, num_pages = 330 * scale;
-    Problem p = MakeProblem(c.heads, num_seqs * c.next_n, int64_t{num_pages} * c.page_size, 31);
-    p.cfg.top_k = 256;
+    const int num_seqs = 4, max_pages = max_keys / std::min(c.page_size, 64);
+    const int num_pages = num_seqs * max_pages + max_pages / 8;
+    Problem p = MakeProblem(c.heads, num_seqs * c.next_n, int64_t{num_pages} * c.page_size, seed);
+    p.cfg.top_k = top_k;
     p.cfg.block_size = 128;
-    p.cfg.block_budget = 6;
+    p.cfg.block_budget = block_budget;
     PagedBatch batch(p, num_seqs, max_pages, num_pages, c.page_size, c.next_n,
                      c.page_size + c.next_n, /*shortest_first=*/false);
     const DecodeInputs& in = batch.in;
@@ -649,6 +650,20 @@ TEST(Cuda, HisaDecodeMatchesReference) {
       EXPECT_TRUE(r.ok()) << r.first_failure;
     }
   }
+}
+
+// Small budgets (m = 6): stage 2's rows of up to 768 candidates.
+TEST(Cuda, HisaDecodeMatchesReference) {
+  SKIP_WITHOUT_GPU();
+  CheckHisaDecodeCases(DecodeCases({64, 128, 32}, {1, 2}), 256, 6, 80 * 64, 31);
+}
+
+// The models' budget (m = 64, k = 2048): stage 2's rows of up to 8192 candidates, few of them,
+// take the 512-thread register top-k, whose outputs come from a table of the blocks' (or their
+// pages') first rows: pages smaller than a block (16, 64), and a block within a page (256).
+TEST(Cuda, HisaDecodeFullBudget) {
+  SKIP_WITHOUT_GPU();
+  CheckHisaDecodeCases(DecodeCases({64, 16, 256}, {1, 2}), 2048, 64, 16000, 37);
 }
 
 // A workspace too small for the batch splits it into query chunks; with next_n = 4 and groups of

@@ -80,20 +80,24 @@ Status FillEmpty(void* ptr, size_t bytes, cudaStream_t stream) {
   return {};
 }
 
-// Key segments per group of flat rows: enough items for every SM (at least two rounds when the
-// rows are long enough, segments of at least 1024 keys), choosing among the counts that qualify
-// the one whose last round of the persistent grid is fullest.
-int Segments(int64_t groups, int64_t max_len, int sm_count) {
+// Key segments per group of flat rows: enough items for every slot of the persistent grid
+// (slots: SMs x resident CTAs per SM; at least two rounds when the rows are long enough, segments
+// of at least 1024 keys), choosing among the counts that qualify the one whose last round is
+// fullest. Rounds are counted in slots, not SMs: flat decode at batch 64 x 128K (two CTAs per
+// SM) had 6 segments a row, 1.45 rounds of 264 slots, and took 461-466 us on one H100 where 12
+// (2.9 rounds) took 447 us; on another both took 447 us (bench/results/
+// 2026-11-23-h100-experiments-r18/).
+int Segments(int64_t groups, int64_t max_len, int slots) {
   if (groups <= 0) return 1;
   const int64_t cap = std::max<int64_t>(1, max_len / 1024);
-  const int64_t least = std::clamp<int64_t>((2 * sm_count + groups - 1) / groups, 1, cap);
+  const int64_t least = std::clamp<int64_t>((2 * slots + groups - 1) / groups, 1, cap);
   if (least == 1) return 1;
   int64_t best = least;
   double best_use = 0.0;
   for (int64_t s = least; s <= std::min(cap, 2 * least); ++s) {
     const int64_t items = groups * s;
-    const int64_t rounds = (items + sm_count - 1) / sm_count;
-    const double use = static_cast<double>(items) / static_cast<double>(rounds * sm_count);
+    const int64_t rounds = (items + slots - 1) / slots;
+    const double use = static_cast<double>(items) / static_cast<double>(rounds * slots);
     if (use > best_use + 1e-9) best = s, best_use = use;
   }
   return static_cast<int>(best);
@@ -296,7 +300,8 @@ Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
     sp.w = job.w + t0 * cfg.num_heads;
     sp.num_queries = tc;
     sp.group_size = job.group;
-    sp.segments = Segments((tc + job.group - 1) / job.group, job.max_len, device.sm_count);
+    sp.segments = Segments((tc + job.group - 1) / job.group, job.max_len,
+                           device.sm_count * ScoreCtasPerSm(cfg.num_heads, job.group));
     sp.lo = job.ranges.lo + t0;
     sp.hi = job.ranges.hi + t0;
     sp.scores = scores;
@@ -668,7 +673,8 @@ Status FlatLogitsPrefill(const IndexerConfig& cfg, const PrefillInputs& in, floa
   sp.w = in.w;
   sp.num_queries = T;
   sp.group_size = kQueryRowsPerCta / cfg.num_heads;
-  sp.segments = Segments((T + sp.group_size - 1) / sp.group_size, N, device.sm_count);
+  sp.segments = Segments((T + sp.group_size - 1) / sp.group_size, N,
+                         device.sm_count * ScoreCtasPerSm(cfg.num_heads, sp.group_size));
   sp.lo = ranges.lo;
   sp.hi = ranges.hi;
   sp.scores = logits;
