@@ -216,23 +216,26 @@ void RepeatKeys(Problem* p, int64_t num_keys, int period = 1) {
 }
 
 // Row t of got ([T, k]) selects min(len, k) positions, then -1 padding, and of each position
-// class s % period (keys repeated by RepeatKeys) the lowest positions: the tie rule.
+// class (s + offset) % period (keys repeated by RepeatKeys; offset: the key row of position 0)
+// the lowest positions: the tie rule.
 void ExpectLowestPositions(const std::vector<int32_t>& got, int64_t t, int32_t k, int32_t len,
-                           int period = 1) {
+                           int period = 1, int64_t offset = 0) {
   std::vector<int32_t> row(got.begin() + t * k, got.begin() + (t + 1) * k);
   std::sort(row.begin(), row.end(), [](int32_t x, int32_t y) {
     return static_cast<uint32_t>(x) < static_cast<uint32_t>(y);  // -1 padding last
   });
+  const int shift = static_cast<int>(offset % period);
+  const auto class_of = [&](int32_t x) { return (x + shift) % period; };
   std::vector<int32_t> next(period);
-  for (int c = 0; c < period; ++c) next[c] = c;
+  for (int c = 0; c < period; ++c) next[c] = (c - shift + period) % period;
   for (int32_t i = 0; i < k; ++i) {
     if (i >= std::min(len, k)) {
       ASSERT_EQ(row[i], -1) << "query " << t << ", row length " << len;
       continue;
     }
     ASSERT_GE(row[i], 0) << "query " << t << ", row length " << len;
-    ASSERT_EQ(row[i], next[row[i] % period]) << "query " << t << ": not the lowest positions";
-    next[row[i] % period] += period;
+    ASSERT_EQ(row[i], next[class_of(row[i])]) << "query " << t << ": not the lowest positions";
+    next[class_of(row[i])] += period;
   }
 }
 
@@ -817,11 +820,11 @@ TEST(Cuda, LongRowsWithLargeK) {
   }
 }
 
-// Batches whose rows are all at most 2048 keys take the register top-k: a warp per row for many
-// rows of at most 256 or 1024 keys, a CTA per row otherwise (4 or 8 keys a thread); 6000 keys
-// take the histogram kernels. Rows
-// empty, of one key, shorter than k, exactly k, one more, longer; random scores, and rows of
-// equal scores, where the lowest positions must win; with the selected scores returned.
+// Rows of at most 2048 keys take the register top-k: a warp per row for many rows of at most 256
+// or 1024 keys, a CTA per row otherwise (4 or 8 keys a thread); a few rows of 6000 keys, a CTA of
+// 512 threads (16 keys a thread). Rows empty, of one key, shorter than k, exactly k, one more,
+// longer; random scores, and rows of repeated scores, where the lowest positions must win; with
+// the selected scores returned.
 TEST(Cuda, ShortRowsInRegisters) {
   SKIP_WITHOUT_GPU();
   struct Case {
@@ -830,12 +833,15 @@ TEST(Cuda, ShortRowsInRegisters) {
   };
   for (const Case& c : {Case{200, 8}, Case{200, 560}, Case{1000, 8}, Case{1000, 560}, Case{2000, 8},
                         Case{6000, 8}}) {
-    for (bool ties : {false, true}) {
+    // period 0: distinct scores; 1: one score; 7 and 50: that many scores, each repeated (the
+    // k-th score's bucket, too large or small enough to rank directly).
+    for (int period : {0, 1, 7, 50}) {
+      const bool ties = period > 0;
       SCOPED_TRACE(testing::Message() << "longest row " << c.longest << ", " << c.queries
-                                      << " queries" << (ties ? ", equal scores" : ""));
+                                      << " queries, period " << period);
       const int64_t T = c.queries;
       Problem p = MakeProblem(64, T, c.longest, 7 + c.longest);
-      if (ties) RepeatKeys(&p, c.longest);
+      if (ties) RepeatKeys(&p, c.longest, period);
       p.cfg.top_k = 128;
       Batch b;
       const int32_t lens[] = {0, 1, 127, 128, 129, c.longest / 2 + 3, c.longest - 1, c.longest};
@@ -864,7 +870,7 @@ TEST(Cuda, ShortRowsInRegisters) {
           ASSERT_EQ(std::isnan(sc[t * 128 + i]), i >= std::min(len, 128)) << t << " " << i;
         }
         if (ties) {
-          ASSERT_NO_FATAL_FAILURE(ExpectLowestPositions(got, t, 128, len));
+          ASSERT_NO_FATAL_FAILURE(ExpectLowestPositions(got, t, 128, len, period, b.ks[t]));
         }
       }
     }
