@@ -822,9 +822,9 @@ TEST(Cuda, LongRowsWithLargeK) {
 
 // Rows of at most 2048 keys take the register top-k: a warp per row for many rows of at most 256
 // or 1024 keys, a CTA per row otherwise (4 or 8 keys a thread); a few rows of 6000 keys, a CTA of
-// 512 threads (16 keys a thread). Rows empty, of one key, shorter than k, exactly k, one more,
-// longer; random scores, and rows of repeated scores, where the lowest positions must win; with
-// the selected scores returned.
+// 512 threads (16 keys a thread); many rows of 6000 keys, the narrow histogram kernel. Rows
+// empty, of one key, shorter than k, exactly k, one more, longer; random scores, and rows of
+// repeated scores, where the lowest positions must win; with the selected scores returned.
 TEST(Cuda, ShortRowsInRegisters) {
   SKIP_WITHOUT_GPU();
   struct Case {
@@ -832,7 +832,7 @@ TEST(Cuda, ShortRowsInRegisters) {
     int64_t queries;
   };
   for (const Case& c : {Case{200, 8}, Case{200, 560}, Case{1000, 8}, Case{1000, 560}, Case{2000, 8},
-                        Case{6000, 8}}) {
+                        Case{6000, 8}, Case{6000, 560}}) {
     // period 0: distinct scores; 1: one score; 7 and 50: that many scores, each repeated (the
     // k-th score's bucket, too large or small enough to rank directly).
     for (int period : {0, 1, 7, 50}) {
