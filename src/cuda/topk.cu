@@ -798,7 +798,7 @@ __global__ void __launch_bounds__(kThreads) TopkRegisterKernel(const __grid_cons
   // its loads in flight during the selection; an output is then a shared-memory read instead of
   // two dependent global ones (stage 2's top-k at batch 64 x 128K,
   // Nsight Compute: 12.0-12.1 -> 11.1-11.4 us, experiments-r18).
-  constexpr bool kRunTable = kThreads >= 512;
+  constexpr bool kRunTable = kThreads * kPerThread > 2048;
   __shared__ int32_t run_row[kRunTable ? kThreads : 1];
   int run = 0, runs = 0;
   if (kRunTable && blocks != nullptr) {
