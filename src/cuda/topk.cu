@@ -370,28 +370,35 @@ struct Topk {
   }
 
   // Rows of at least kSampleMinLength keys first try a sampled threshold: a sample of the row
-  // (every 16th run of 32 keys) gives, through two histogram rounds over its keys, a threshold
-  // that about 1.5 times the sample's share of need reach; one pass over the row keeps every key
+  // (every 16th or 32nd run of 32 keys, SampleShift) gives, through two histogram rounds over its
+  // keys, a threshold that about 1.5 times the sample's share of need reach; one pass over the row keeps every key
   // at or above it in shared memory (index order), and FinishBucket selects the need best of them
   // there. One read of the row instead of a histogram pass and an emit pass (scores that are not
   // in L2: flat prefill's top-k at 128K 481 -> 243 us on the H100; flat decode). When the sample
   // misjudged the row (fewer than need keys reach the threshold, or more than shared memory
   // holds), nothing is decided and the passes run instead.
   static constexpr int64_t kSampleMinLength = 16384;
-  // The kept keys number about 1.5 need + 32 x 16: for need above half the candidates' room the
-  // estimate would overflow it most of the time (k = 4096 at 128K: 6656 expected for 6144), and
-  // the row would be read once more for nothing.
+  // The kept keys number about 1.5 need + the sample's stride: for need above half the
+  // candidates' room the estimate would overflow it most of the time (k = 4096 at 128K: 7168
+  // expected for 6144), and the row would be read once more for nothing.
   static constexpr uint32_t kSampleMaxNeed = kCandidateCap / 2;
   static __device__ __forceinline__ bool TrySample(int64_t len, uint32_t need) {
     return len >= kSampleMinLength && need <= kSampleMaxNeed;
   }
-  static constexpr int kSampleRun = 32, kSampleStride = 512;
-  // The row key of sampled key j.
-  static __device__ __forceinline__ int SampledKey(int j) {
-    return (j / kSampleRun) * kSampleStride + j % kSampleRun;
+  // Runs of 32 keys, every 16th (rows under 64K keys) or every 32nd (longer rows; a sample of
+  // about len / 32 keys, 4096 at 128K, enough for its estimate): the kept keys number about
+  // 1.5 need + the stride (32 sampled keys of margin), so the stride stays within the
+  // candidates' room. Every 32nd at 128K: flat prefill's top-k 245-246 -> 238 us, flat decode's
+  // 42-43 -> 39-40 us; at 32K it was slower (97-98 -> 100 us, more keys kept), and every 64th
+  // overflowed the room and fell back to the passes (experiments-r18/sample_stride/).
+  static constexpr int kSampleRun = 32;
+  static __device__ __forceinline__ int SampleShift(int64_t len) { return len >= 65536 ? 10 : 9; }
+  // The row key of sampled key j (stride 1 << shift).
+  static __device__ __forceinline__ int SampledKey(int j, int shift) {
+    return ((j / kSampleRun) << shift) + j % kSampleRun;
   }
 
-  // Rows whose sample fits (up to 12288 sampled keys: rows of up to 196K keys with the Wide
+  // Rows whose sample fits (up to 12288 sampled keys: rows of up to 384K keys with the Wide
   // shape) read it once, all loads in flight, into the candidates' shared memory (free until
   // the keeping pass); longer rows read it from global memory in each histogram round.
   static constexpr int kSampleCache = kCandidateCap * 2;  // 32-bit keys in s.candidates
@@ -418,7 +425,7 @@ struct Topk {
 #pragma unroll
         for (int u = 0; u < kItems; ++u) {
           const int j = j0 + u * kThreads + threadIdx.x;
-          key[u] = j < sampled ? ScoreKey(scores[SampledKey(j)]) : 0u;
+          key[u] = j < sampled ? ScoreKey(scores[SampledKey(j, SampleShift(len))]) : 0u;
         }
 #pragma unroll
         for (int u = 0; u < kItems; ++u) {
@@ -434,8 +441,10 @@ struct Topk {
   static __device__ __forceinline__ uint32_t SampleThreshold(Shared& s, const float* scores,
                                                              int64_t len, uint32_t need) {
     // The last run may be short: the sampled keys are exactly those below len.
-    const int64_t runs = (len + kSampleStride - 1) / kSampleStride;
-    const int64_t last_run = len - (runs - 1) * kSampleStride;
+    const int shift = SampleShift(len);
+    const int64_t stride = int64_t{1} << shift;
+    const int64_t runs = (len + stride - 1) / stride;
+    const int64_t last_run = len - (runs - 1) * stride;
     const int sampled =
         static_cast<int>((runs - 1) * kSampleRun + (last_run < kSampleRun ? last_run : kSampleRun));
     const bool cached = sampled <= kSampleCache;
@@ -447,7 +456,7 @@ struct Topk {
 #pragma unroll
         for (int u = 0; u < kLoads; ++u) {
           const int j = j0 + u * kThreads + threadIdx.x;
-          value[u] = j < sampled ? scores[SampledKey(j)] : 0.0f;
+          value[u] = j < sampled ? scores[SampledKey(j, shift)] : 0.0f;
         }
 #pragma unroll
         for (int u = 0; u < kLoads; ++u) {
