@@ -370,7 +370,7 @@ struct Topk {
   }
 
   // Rows of at least kSampleMinLength keys first try a sampled threshold: a sample of the row
-  // (every 16th run of 32 keys, or 32nd: SampleShift) gives, through two histogram rounds over its
+  // (every 16th or 32nd run of 32 keys, SampleShift) gives, through two histogram rounds over its
   // keys, a threshold that about 1.5 times the sample's share of need reach; one pass over the row keeps every key
   // at or above it in shared memory (index order), and FinishBucket selects the need best of them
   // there. One read of the row instead of a histogram pass and an emit pass (scores that are not
@@ -385,33 +385,30 @@ struct Topk {
   static __device__ __forceinline__ bool TrySample(int64_t len, uint32_t need) {
     return len >= kSampleMinLength && need <= kSampleMaxNeed;
   }
-  // Runs of 32 keys, every 16th, or every 32nd (SampleShift) where a cluster of CTAs shares a
-  // row of 64K keys or more: the kept keys number about 1.5 need + the stride (32 sampled keys of
-  // margin). Every 32nd at 128K: flat decode batch 64's top-k (clusters of 4) 42-43 -> 39-40 us,
-  // flat prefill's (one CTA a row) 245-246 -> 238 us; but in one sweep the one-CTA rows of
-  // decode with 128 rows of 128K took 862 -> 900 us (batch 128) and 467 -> 522 us (batch 64,
-  // next_n 2), so the one-CTA rows keep every 16th. At 32K every 32nd was slower (97-98 -> 100
-  // us, more keys kept), and every 64th overflowed the candidates' room and fell back to the
-  // passes (experiments-r18/sample_stride/, -r19/).
+  // Runs of 32 keys, every 16th (rows under 64K keys) or every 32nd (longer rows; a sample of
+  // about len / 32 keys, 4096 at 128K, enough for its estimate): the kept keys number about
+  // 1.5 need + the stride (32 sampled keys of margin), so the stride stays within the
+  // candidates' room. Every 32nd at 128K: flat prefill's top-k 245-246 -> 238 us, flat decode's
+  // 42-43 -> 39-40 us; at 32K it was slower (97-98 -> 100 us, more keys kept), and every 64th
+  // overflowed the room and fell back to the passes (experiments-r18/sample_stride/). Decode with
+  // 128 one-CTA rows of 128K ran 898-900 us with every 32nd (-r19) and with every 16th (-r20).
   static constexpr int kSampleRun = 32;
-  static __device__ __forceinline__ int SampleShift(int64_t len, bool cluster) {
-    return cluster && len >= 65536 ? 10 : 9;
-  }
+  static __device__ __forceinline__ int SampleShift(int64_t len) { return len >= 65536 ? 10 : 9; }
   // The row key of sampled key j (stride 1 << shift).
   static __device__ __forceinline__ int SampledKey(int j, int shift) {
     return ((j / kSampleRun) << shift) + j % kSampleRun;
   }
 
-  // Rows whose sample fits (up to 12288 sampled keys: rows of up to 196K keys with the Wide
-  // shape, 384K on clusters) read it once, all loads in flight, into the candidates' shared memory (free until
+  // Rows whose sample fits (up to 12288 sampled keys: rows of up to 384K keys with the Wide
+  // shape) read it once, all loads in flight, into the candidates' shared memory (free until
   // the keeping pass); longer rows read it from global memory in each histogram round.
   static constexpr int kSampleCache = kCandidateCap * 2;  // 32-bit keys in s.candidates
 
   // Histogram of digit (key >> (shift - 11)) & 2047 of the sampled keys whose bits above shift
   // equal prefix (all when shift == 32), from the cache or from the row.
   static __device__ __forceinline__ void SampleHistogram(Shared& s, const float* scores,
-                                                         int sample_shift, int sampled,
-                                                         bool cached, uint32_t prefix, int shift) {
+                                                         int64_t len, int sampled, bool cached,
+                                                         uint32_t prefix, int shift) {
     const int next = shift - 11;
     for (int i = threadIdx.x; i < kMaxBins; i += kThreads) s.hist[i] = 0;
     __syncthreads();
@@ -429,7 +426,7 @@ struct Topk {
 #pragma unroll
         for (int u = 0; u < kItems; ++u) {
           const int j = j0 + u * kThreads + threadIdx.x;
-          key[u] = j < sampled ? ScoreKey(scores[SampledKey(j, sample_shift)]) : 0u;
+          key[u] = j < sampled ? ScoreKey(scores[SampledKey(j, SampleShift(len))]) : 0u;
         }
 #pragma unroll
         for (int u = 0; u < kItems; ++u) {
@@ -443,10 +440,9 @@ struct Topk {
   // The threshold: the lower edge of the 22-bit bin of the sample's want-th best key. The same
   // for every CTA that samples the same row.
   static __device__ __forceinline__ uint32_t SampleThreshold(Shared& s, const float* scores,
-                                                             int64_t len, uint32_t need,
-                                                             bool cluster) {
+                                                             int64_t len, uint32_t need) {
     // The last run may be short: the sampled keys are exactly those below len.
-    const int shift = SampleShift(len, cluster);
+    const int shift = SampleShift(len);
     const int64_t stride = int64_t{1} << shift;
     const int64_t runs = (len + stride - 1) / stride;
     const int64_t last_run = len - (runs - 1) * stride;
@@ -473,12 +469,12 @@ struct Topk {
     // The sample's share of need, half more, and 32.
     uint32_t want = static_cast<uint32_t>(min(int64_t{sampled}, need * int64_t{sampled} / len +
                                                                 need * int64_t{sampled} / (2 * len) + 32));
-    SampleHistogram(s, scores, shift, sampled, cached, 0, 32);
+    SampleHistogram(s, scores, len, sampled, cached, 0, 32);
     FindBoundary(s, s.hist, kMaxBins, want);
     const uint32_t high = static_cast<uint32_t>(s.boundary_bin);
     want -= s.count_above;
     __syncthreads();  // s.hist, s.boundary_bin and s.count_above are read
-    SampleHistogram(s, scores, shift, sampled, cached, high, 21);
+    SampleHistogram(s, scores, len, sampled, cached, high, 21);
     FindBoundary(s, s.hist, kMaxBins, want);
     const uint32_t threshold = (high << 21) | (static_cast<uint32_t>(s.boundary_bin) << 10);
     __syncthreads();
@@ -529,7 +525,7 @@ struct Topk {
   // The one-CTA form: true when the need best are in s.selected.
   static __device__ __forceinline__ bool SampledSelect(Shared& s, const float* scores, int64_t len,
                                                        uint32_t need) {
-    const uint32_t threshold = SampleThreshold(s, scores, len, need, false);
+    const uint32_t threshold = SampleThreshold(s, scores, len, need);
     const uint32_t kept = KeepAtLeast(s, scores, 0, len, threshold, s.candidates);
     if (kept < need || kept > kCandidateCap) return false;
     FinishBucket(s, need, need, static_cast<int>(kept), 0, 32);
@@ -707,7 +703,7 @@ __global__ void __launch_bounds__(Wide::kThreads, kCluster >= 16 ? 1 : 2) TopkCl
   // decode 22 -> 23 us, and at 1M, where the sample no longer fits shared memory, flat decode
   // 118 -> 170 us).
   if (kCluster <= 8 && K::TrySample(len, need)) {
-    const uint32_t threshold = K::SampleThreshold(s, scores, len, need, true);
+    const uint32_t threshold = K::SampleThreshold(s, scores, len, need);
     const uint32_t kept = K::KeepAtLeast(s, scores, begin, end, threshold, s.candidates);
     if (threadIdx.x == 0) s.my_bucket = kept;
     cluster.sync();  // every slice's count is published
