@@ -391,7 +391,8 @@ struct Topk {
   // candidates' room. Every 32nd at 128K: flat prefill's top-k 245-246 -> 238 us, flat decode's
   // 42-43 -> 39-40 us; at 32K it was slower (97-98 -> 100 us, more keys kept), and every 64th
   // overflowed the room and fell back to the passes (experiments-r18/sample_stride/). Decode with
-  // 128 one-CTA rows of 128K ran 898-900 us with every 32nd (-r19) and with every 16th (-r20).
+  // 128 rows of 128K (clusters of 2 CTAs a row) took 898-900 / 522-524 us with every 32nd (-r19,
+  // -r20: batch 128, batch 64 with next_n 2) against 862 / 467 us with every 16th (-r18).
   static constexpr int kSampleRun = 32;
   static __device__ __forceinline__ int SampleShift(int64_t len) { return len >= 65536 ? 10 : 9; }
   // The row key of sampled key j (stride 1 << shift).
