@@ -11,13 +11,14 @@
 
 namespace {
 
-// A flag that replaces the sweep with a few cases (next_n 1).
+// A flag that replaces the sweep with a few cases.
 struct Preset {
   const char* flag;
   std::vector<int64_t> prefill_contexts, decode_contexts;
   std::vector<int32_t> decode_batches;
   int32_t repeats, warmup;
   bool scoring;  // the scoring kernel alone too
+  std::vector<int32_t> next_ns = {1};
 };
 
 // The profilers' presets run each case once, without warm-up; 1024 x 1M float logits would not
@@ -27,10 +28,13 @@ const Preset kPresets[] = {
     {"--decode-one", {}, {131072}, {1, 64}, 1, 0, false},      // decode batch 1 and 64 at 128K
     {"--million", {int64_t{1} << 20}, {int64_t{1} << 20}, {1}, 1, 0, false},
     {"--quick", {32768, 131072}, {131072}, {1, 64}, 10, 3, true},
+    // The sweep's decode cases alone (to compare two builds' decode in one call).
+    {"--decode", {}, {32768, 131072}, {1, 32, 64, 128}, 20, 3, false, {1, 2}},
 };
 
 constexpr const char* kUsage =
-    "usage: hisa_gpu_bench [--json] [--one | --decode-one | --million | --quick] [--at N]\n"
+    "usage: hisa_gpu_bench [--json] [--one | --decode-one | --million | --quick | --decode]\n"
+    "                      [--at N]\n"
     "\n"
     "Without a preset: the full GPU sweep of `hisa bench --backend cuda` (prefill 8K-128K, decode\n"
     "batch 1-128 at 32K and 128K, next_n 1 and 2; several minutes), flat and HISA side by side.\n"
@@ -40,6 +44,7 @@ constexpr const char* kUsage =
     "  --million     prefill and decode batch 1 at 1M keys, once (peak memory)\n"
     "  --quick       prefill 32K and 128K (and the scoring kernel alone), decode batch 1 and 64\n"
     "                at 128K; 10 repeats after 3 warm-up runs\n"
+    "  --decode      the sweep's decode cases only (batch 1-128 at 32K and 128K, next_n 1 and 2)\n"
     "  --at N        with a preset: the prefill case at N keys instead\n"
     "Progress goes to stderr, the table to stdout; times are milliseconds.\n";
 
@@ -68,7 +73,7 @@ int main(int argc, char** argv) {
       options.prefill_contexts = preset->prefill_contexts;
       options.decode_contexts = preset->decode_contexts;
       options.decode_batches = preset->decode_batches;
-      options.next_ns = {1};
+      options.next_ns = preset->next_ns;
       options.repeats = preset->repeats;
       options.warmup = preset->warmup;
       options.scoring = preset->scoring;
