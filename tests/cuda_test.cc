@@ -610,8 +610,8 @@ TEST(Cuda, HisaSortedAndUnsortedAgree) {
 }
 
 // HISA decode of 4 sequences (up to max_keys keys each at pages of 64 or fewer keys, the same
-// count for every such page size; larger pages, as many pages) against the reference for the given cases; the pooled keys against the CPU's; relative and
-// absolute positions.
+// count for every such page size; larger pages, as many pages) against the reference for the
+// given cases; the pooled keys against the CPU's; relative and absolute positions.
 void CheckHisaDecodeCases(const std::vector<DecodeCase>& cases, int top_k, int block_budget,
                           int max_keys, uint64_t seed) {
   for (const DecodeCase& c : cases) {

@@ -83,10 +83,10 @@ Status FillEmpty(void* ptr, size_t bytes, cudaStream_t stream) {
 // Key segments per group of flat rows: enough items for every slot of the persistent grid
 // (slots: SMs x resident CTAs per SM; at least two rounds when the rows are long enough, segments
 // of at least 1024 keys), choosing among the counts that qualify the one whose last round is
-// fullest. Rounds are counted in slots, not SMs: flat decode at batch 64 x 128K (two CTAs per
-// SM) had 6 segments a row, 1.45 rounds of 264 slots, and took 461-466 us on one H100 where 12
-// (2.9 rounds) took 447 us; on another both took 447 us (bench/results/
-// 2026-11-23-h100-experiments-r18/).
+// fullest. Rounds are counted in slots (ScoreSlots), not SMs: flat decode at batch 64 x 128K (two
+// CTAs per SM) had 6 segments a row, 1.45 rounds of 264 slots, and took 461-466 us on one H100
+// where 12 (2.9 rounds) took 447 us; on another both took 447 us
+// (bench/results/2026-11-23-h100-experiments-r18/).
 int Segments(int64_t groups, int64_t max_len, int slots) {
   if (groups <= 0) return 1;
   const int64_t cap = std::max<int64_t>(1, max_len / 1024);
@@ -301,7 +301,7 @@ Status RunFlat(FlatJob& job, Scratch& scratch, cudaStream_t stream) {
     sp.num_queries = tc;
     sp.group_size = job.group;
     sp.segments = Segments((tc + job.group - 1) / job.group, job.max_len,
-                           device.sm_count * ScoreCtasPerSm(cfg.num_heads, job.group));
+                           ScoreSlots(device.sm_count, cfg.num_heads, job.group));
     sp.lo = job.ranges.lo + t0;
     sp.hi = job.ranges.hi + t0;
     sp.scores = scores;
@@ -457,7 +457,7 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
     s1.num_queries = tc;
     s1.group_size = job.group;
     s1.segments = OneRoundSegments((tc + job.group - 1) / job.group, max_blocks,
-                                   device.sm_count * ScoreCtasPerSm(cfg.num_heads, job.group),
+                                   ScoreSlots(device.sm_count, cfg.num_heads, job.group),
                                    ScoreTileKeys(cfg.num_heads, job.group, s1));
     s1.lo = lo1 + t0;
     s1.hi = hi1 + t0;
@@ -490,7 +490,7 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
     s2.num_queries = tc;
     s2.group_size = 1;
     s2.segments =
-        OneRoundSegments(tc, int64_t{m} * B, device.sm_count * ScoreCtasPerSm(cfg.num_heads, 1),
+        OneRoundSegments(tc, int64_t{m} * B, ScoreSlots(device.sm_count, cfg.num_heads, 1),
                          ScoreTileKeys(cfg.num_heads, 1, s2));
     s2.lo = lo2 + t0;
     s2.hi = hi2 + t0;
@@ -674,7 +674,7 @@ Status FlatLogitsPrefill(const IndexerConfig& cfg, const PrefillInputs& in, floa
   sp.num_queries = T;
   sp.group_size = kQueryRowsPerCta / cfg.num_heads;
   sp.segments = Segments((T + sp.group_size - 1) / sp.group_size, N,
-                         device.sm_count * ScoreCtasPerSm(cfg.num_heads, sp.group_size));
+                         ScoreSlots(device.sm_count, cfg.num_heads, sp.group_size));
   sp.lo = ranges.lo;
   sp.hi = ranges.hi;
   sp.scores = logits;

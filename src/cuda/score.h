@@ -72,6 +72,12 @@ Status LaunchScore(int heads, const ScoreParams& params, const CUtensorMap& q_ma
 /// when the group fills at most 64 columns.
 constexpr int ScoreCtasPerSm(int heads, int group_size) { return heads * group_size <= 64 ? 2 : 1; }
 
+/// Slots of the scoring kernel's persistent grid on sm_count SMs: the CTAs resident at once, what
+/// a round of work items fills.
+constexpr int ScoreSlots(int sm_count, int heads, int group_size) {
+  return sm_count * ScoreCtasPerSm(heads, group_size);
+}
+
 /// Keys per tile of the scoring kernel (a segment of fewer keys is no cheaper): 192 (three math
 /// warpgroups), or 128 (two) for the pooled keys of a paged cache (one-row copies) when the group
 /// fills at most 64 columns (HISA decode stage 1: a few tiles a query, latency-bound).

@@ -371,9 +371,9 @@ struct Topk {
 
   // Rows of at least kSampleMinLength keys first try a sampled threshold: a sample of the row
   // (every 16th or 32nd run of 32 keys, SampleShift) gives, through two histogram rounds over its
-  // keys, a threshold that about 1.5 times the sample's share of need reach; one pass over the row keeps every key
-  // at or above it in shared memory (index order), and FinishBucket selects the need best of them
-  // there. One read of the row instead of a histogram pass and an emit pass (scores that are not
+  // keys, a threshold that about 1.5 times the sample's share of need reach; one pass over the row
+  // keeps every key at or above it in shared memory (index order), and FinishBucket selects the
+  // need best of them there. One read of the row instead of a histogram pass and an emit pass (scores that are not
   // in L2: flat prefill's top-k at 128K 481 -> 243 us on the H100; flat decode). When the sample
   // misjudged the row (fewer than need keys reach the threshold, or more than shared memory
   // holds), nothing is decided and the passes run instead.
@@ -389,10 +389,11 @@ struct Topk {
   // about len / 32 keys, 4096 at 128K, enough for its estimate): the kept keys number about
   // 1.5 need + the stride (32 sampled keys of margin), so the stride stays within the
   // candidates' room. Every 32nd at 128K: flat prefill's top-k 245-246 -> 238 us, flat decode's
-  // 42-43 -> 39-40 us; at 32K it was slower (97-98 -> 100 us, more keys kept), and every 64th
-  // overflowed the room and fell back to the passes (experiments-r18/sample_stride/). Decode with
-  // 128 rows of 128K (clusters of 2 CTAs a row) took 898-900 / 522-524 us with every 32nd (-r19,
-  // -r20: batch 128, batch 64 with next_n 2) against 862 / 467 us with every 16th (-r18).
+  // 41.9-43.4 -> 39.0-41.4 us; at 32K it was slower (97-98 -> 100 us, more keys kept), and every
+  // 64th overflowed the room and fell back to the passes (experiments-r18/sample_stride/).
+  // Decode with 128 rows of 128K (clusters of 2 CTAs a row) took 898-900 / 522-524 us with every
+  // 32nd (-r19, -r20: batch 128, batch 64 with next_n 2) against 862 / 467 us with every 16th
+  // (-r18).
   static constexpr int kSampleRun = 32;
   static __device__ __forceinline__ int SampleShift(int64_t len) { return len >= 65536 ? 10 : 9; }
   // The row key of sampled key j (stride 1 << shift).
@@ -823,7 +824,7 @@ __global__ void __launch_bounds__(kThreads) TopkRegisterKernel(const __grid_cons
   int32_t run_value = my_run ? blocks[threadIdx.x / per_block] : 0;  // the block, for now
   uint32_t key[kPerThread];
   LoadKeys(scores, first, len, key);
-  if (my_run) {
+  if (my_run) {  // CandidateValue of the run's first candidate, its block loaded above
     const int pos = run_value * p.block_size + static_cast<int>(threadIdx.x % per_block) * run;
     run_value = p.paged ? PagedRowOf(SequencePages(p, row), p.page_size, pos) : pos + add;
   }
