@@ -766,27 +766,29 @@ TEST(Cuda, NanScoresInLongRows) {
 }
 
 // Rows of at least 16384 keys first try a threshold estimated from a sample of the row (every
-// 16th run of 32 keys from its start, every 32nd in rows of 64K keys or more) and keep every key
-// at or above it in one pass; when the estimate fails they run the histogram passes. Random
-// scores (the estimate holds), every score equal (too many keys reach it), keys the sample skips
-// scaled up (too many: the sample sees none of the best), keys the sample reads scaled up (too
-// few: it sees only the best), and eight distinct keys repeated (a row holds eight scores: more
-// than k keys tie at the k-th, which the estimate keeps; of each score the lowest positions must
-// be taken). On the one-CTA path (270 rows) and the cluster path (40 rows: clusters of 4 CTAs);
-// against the reference, tie-aware; equal scores take the lowest positions.
+// 16th run of 32 keys from its start; every 32nd in rows of 64K keys or more, but on clusters of
+// 2 CTAs) and keep every key at or above it in one pass; when the estimate fails they run the
+// histogram passes. Random scores (the estimate holds), every score equal (too many keys reach
+// it), keys the sample skips scaled up (too many: the sample sees none of the best), keys the
+// sample reads scaled up (too few: it sees only the best), and eight distinct keys repeated (a
+// row holds eight scores: more than k keys tie at the k-th, which the estimate keeps; of each
+// score the lowest positions must be taken). On the one-CTA path (270 rows) and the cluster path
+// (100 and 40 rows: clusters of 2 and 4 CTAs on 132 SMs); against the reference, tie-aware;
+// equal scores take the lowest positions.
 TEST(Cuda, LongRowsFromASampledThreshold) {
   SKIP_WITHOUT_GPU();
   enum Pattern { kRandom, kEqual, kSkippedHigh, kSampledHigh, kEightScores };
-  // Rows under 64K keys sample every 16th run of 32 keys, longer rows every 32nd.
+  // Rows under 64K keys sample every 16th run of 32 keys, longer rows every 32nd except on
+  // clusters of 2 CTAs (100 rows on 132 SMs).
   for (int64_t kKeys : {24000, 70000})
-  for (int64_t kQueries : {270, 40})
+  for (int64_t kQueries : {270, 100, 40})
   for (Pattern pattern : {kRandom, kEqual, kSkippedHigh, kSampledHigh, kEightScores}) {
     SCOPED_TRACE(testing::Message() << kQueries << " rows of " << kKeys << " keys, pattern "
                                     << pattern);
     Problem p = MakeProblem(64, kQueries, kKeys, 47);
     if (pattern == kEqual) RepeatKeys(&p, kKeys);
     if (pattern == kEightScores) RepeatKeys(&p, kKeys, 8);
-    const int64_t stride = kKeys >= 65536 ? 1024 : 512;
+    const int64_t stride = kKeys >= 65536 && kQueries != 100 ? 1024 : 512;
     for (int64_t s = 0; s < kKeys; ++s) {  // a row's position s is key s (one sequence)
       const bool sampled = s % stride < 32;
       if ((pattern == kSkippedHigh && !sampled) || (pattern == kSampledHigh && sampled)) {

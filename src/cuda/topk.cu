@@ -385,17 +385,19 @@ struct Topk {
   static __device__ __forceinline__ bool TrySample(int64_t len, uint32_t need) {
     return len >= kSampleMinLength && need <= kSampleMaxNeed;
   }
-  // Runs of 32 keys, every 16th (rows under 64K keys) or every 32nd (longer rows; a sample of
-  // about len / 32 keys, 4096 at 128K, enough for its estimate): the kept keys number about
-  // 1.5 need + the stride (32 sampled keys of margin), so the stride stays within the
-  // candidates' room. Every 32nd at 128K: flat prefill's top-k 245-246 -> 238 us, flat decode's
-  // 41.9-43.4 -> 39.0-41.4 us; at 32K it was slower (97-98 -> 100 us, more keys kept), and every
-  // 64th overflowed the room and fell back to the passes (experiments-r18/sample_stride/).
-  // Decode with 128 rows of 128K (clusters of 2 CTAs a row) took 898-900 / 522-524 us with every
-  // 32nd (-r19, -r20: batch 128, batch 64 with next_n 2) against 862 / 467 us with every 16th
-  // (-r18).
+  // Runs of 32 keys, every 16th (rows under 64K keys) or every 32nd (longer rows, when `sparse`;
+  // a sample of about len / 32 keys, 4096 at 128K, enough for its estimate): the kept keys number
+  // about 1.5 need + the stride (32 sampled keys of margin), so the stride stays within the
+  // candidates' room. Every 32nd at 128K: flat prefill's top-k 245-246 -> 238 us, flat decode
+  // batch 64's (clusters of 4) 41.9-43.4 -> 39.0-41.4 us; at 32K it was slower (97-98 -> 100 us,
+  // more keys kept), and every 64th overflowed the room and fell back to the passes
+  // (experiments-r18/sample_stride/). Clusters of 2 (about 66-131 rows: decode batch 128, or 64
+  // with next_n 2) are not sparse: with every 32nd those decode cases took 898-900 / 522-524 us
+  // (-r19, -r20) against 862 / 467 us with every 16th (-r18), the one code difference there.
   static constexpr int kSampleRun = 32;
-  static __device__ __forceinline__ int SampleShift(int64_t len) { return len >= 65536 ? 10 : 9; }
+  static __device__ __forceinline__ int SampleShift(int64_t len, bool sparse) {
+    return sparse && len >= 65536 ? 10 : 9;
+  }
   // The row key of sampled key j (stride 1 << shift).
   static __device__ __forceinline__ int SampledKey(int j, int shift) {
     return ((j / kSampleRun) << shift) + j % kSampleRun;
@@ -409,8 +411,8 @@ struct Topk {
   // Histogram of digit (key >> (shift - 11)) & 2047 of the sampled keys whose bits above shift
   // equal prefix (all when shift == 32), from the cache or from the row.
   static __device__ __forceinline__ void SampleHistogram(Shared& s, const float* scores,
-                                                         int64_t len, int sampled, bool cached,
-                                                         uint32_t prefix, int shift) {
+                                                         int sample_shift, int sampled,
+                                                         bool cached, uint32_t prefix, int shift) {
     const int next = shift - 11;
     for (int i = threadIdx.x; i < kMaxBins; i += kThreads) s.hist[i] = 0;
     __syncthreads();
@@ -428,7 +430,7 @@ struct Topk {
 #pragma unroll
         for (int u = 0; u < kItems; ++u) {
           const int j = j0 + u * kThreads + threadIdx.x;
-          key[u] = j < sampled ? ScoreKey(scores[SampledKey(j, SampleShift(len))]) : 0u;
+          key[u] = j < sampled ? ScoreKey(scores[SampledKey(j, sample_shift)]) : 0u;
         }
 #pragma unroll
         for (int u = 0; u < kItems; ++u) {
@@ -442,9 +444,10 @@ struct Topk {
   // The threshold: the lower edge of the 22-bit bin of the sample's want-th best key. The same
   // for every CTA that samples the same row.
   static __device__ __forceinline__ uint32_t SampleThreshold(Shared& s, const float* scores,
-                                                             int64_t len, uint32_t need) {
+                                                             int64_t len, uint32_t need,
+                                                             bool sparse) {
     // The last run may be short: the sampled keys are exactly those below len.
-    const int shift = SampleShift(len);
+    const int shift = SampleShift(len, sparse);
     const int64_t stride = int64_t{1} << shift;
     const int64_t runs = (len + stride - 1) / stride;
     const int64_t last_run = len - (runs - 1) * stride;
@@ -471,12 +474,12 @@ struct Topk {
     // The sample's share of need, half more, and 32.
     uint32_t want = static_cast<uint32_t>(min(int64_t{sampled}, need * int64_t{sampled} / len +
                                                                 need * int64_t{sampled} / (2 * len) + 32));
-    SampleHistogram(s, scores, len, sampled, cached, 0, 32);
+    SampleHistogram(s, scores, shift, sampled, cached, 0, 32);
     FindBoundary(s, s.hist, kMaxBins, want);
     const uint32_t high = static_cast<uint32_t>(s.boundary_bin);
     want -= s.count_above;
     __syncthreads();  // s.hist, s.boundary_bin and s.count_above are read
-    SampleHistogram(s, scores, len, sampled, cached, high, 21);
+    SampleHistogram(s, scores, shift, sampled, cached, high, 21);
     FindBoundary(s, s.hist, kMaxBins, want);
     const uint32_t threshold = (high << 21) | (static_cast<uint32_t>(s.boundary_bin) << 10);
     __syncthreads();
@@ -527,7 +530,7 @@ struct Topk {
   // The one-CTA form: true when the need best are in s.selected.
   static __device__ __forceinline__ bool SampledSelect(Shared& s, const float* scores, int64_t len,
                                                        uint32_t need) {
-    const uint32_t threshold = SampleThreshold(s, scores, len, need);
+    const uint32_t threshold = SampleThreshold(s, scores, len, need, true);
     const uint32_t kept = KeepAtLeast(s, scores, 0, len, threshold, s.candidates);
     if (kept < need || kept > kCandidateCap) return false;
     FinishBucket(s, need, need, static_cast<int>(kept), 0, 32);
@@ -705,7 +708,7 @@ __global__ void __launch_bounds__(Wide::kThreads, kCluster >= 16 ? 1 : 2) TopkCl
   // decode 22 -> 23 us, and at 1M, where the sample no longer fits shared memory, flat decode
   // 118 -> 170 us).
   if (kCluster <= 8 && K::TrySample(len, need)) {
-    const uint32_t threshold = K::SampleThreshold(s, scores, len, need);
+    const uint32_t threshold = K::SampleThreshold(s, scores, len, need, kCluster != 2);
     const uint32_t kept = K::KeepAtLeast(s, scores, begin, end, threshold, s.candidates);
     if (threadIdx.x == 0) s.my_bucket = kept;
     cluster.sync();  // every slice's count is published
