@@ -16,13 +16,14 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 
 # 1. GPU tests.
 if [ -x "$BIN/hisa_cuda_tests" ]; then
-  timeout ${TEST_TIMEOUT:-300} "$BIN/hisa_cuda_tests" ${GTEST_ARGS:-} 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[ *(OK|FAILED|SKIPPED|PASSED|measure) *\]|Failure|error" | head -60
+  timeout ${TEST_TIMEOUT:-420} "$BIN/hisa_cuda_tests" ${GTEST_ARGS:-} 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[ *(OK|FAILED|SKIPPED|PASSED|measure) *\]|Failure|error" | head -60
   note "gpu tests: $(grep -E '^\[  PASSED  \]|^\[  FAILED  \]' "$OUT/gpu_tests.log" | tr '\n' ' ')"
 fi
 
 # 2. compute-sanitizer on a small suite (memcheck and racecheck).
 if [ "${SKIP_SANITIZER:-0}" != 1 ] && command -v compute-sanitizer >/dev/null; then
-  filter='Cuda.FlatPrefillEdgeRows*:Cuda.HisaPrefill*:Cuda.HisaDecode*:Cuda.DecodeInSmall*:Cuda.PooledKeys*:Cuda.BadIndices*:Cuda.FewLongRows*:Cuda.ShortRows*'
+  # (HisaDecodeManyGroups, 300 sequences, takes about 30 s unsanitized: left out.)
+  filter='Cuda.FlatPrefillEdgeRows*:Cuda.HisaPrefill*:Cuda.HisaDecode*:Cuda.DecodeInSmall*:Cuda.PooledKeys*:Cuda.BadIndices*:Cuda.FewLongRows*:Cuda.ShortRows*-Cuda.HisaDecodeManyGroups'
   for tool in memcheck racecheck; do
     echo "==== compute-sanitizer --tool $tool" >> "$OUT/sanitizer.log"
     compute-sanitizer --tool $tool --error-exitcode 9 "$BIN/hisa_cuda_tests" --gtest_filter="$filter" \

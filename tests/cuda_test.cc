@@ -613,11 +613,11 @@ TEST(Cuda, HisaSortedAndUnsortedAgree) {
 // count for every such page size; larger pages, as many pages) against the reference for the
 // given cases; the pooled keys against the CPU's; relative and absolute positions.
 void CheckHisaDecodeCases(const std::vector<DecodeCase>& cases, int top_k, int block_budget,
-                          int max_keys, uint64_t seed) {
+                          int max_keys, uint64_t seed, int num_seqs = 4) {
   for (const DecodeCase& c : cases) {
     SCOPED_TRACE(testing::Message() << "heads " << c.heads << " page " << c.page_size
                                     << " next_n " << c.next_n);
-    const int num_seqs = 4, max_pages = max_keys / std::min(c.page_size, 64);
+    const int max_pages = max_keys / std::min(c.page_size, 64);
     const int num_pages = num_seqs * max_pages + max_pages / 8;
     Problem p = MakeProblem(c.heads, num_seqs * c.next_n, int64_t{num_pages} * c.page_size, seed);
     p.cfg.top_k = top_k;
@@ -659,6 +659,14 @@ void CheckHisaDecodeCases(const std::vector<DecodeCase>& cases, int top_k, int b
 TEST(Cuda, HisaDecodeMatchesReference) {
   SKIP_WITHOUT_GPU();
   CheckHisaDecodeCases(DecodeCases({64, 128, 32}, {1, 2}), 256, 6, 80 * 64, 31);
+}
+
+// More groups than the grid's CTAs (300 sequences on 132 SMs): a scoring CTA takes several groups
+// one after another, its producer's four warps copying the pooled keys of each (stage 1 in
+// decode); short sequences give empty stage-1 rows (frames only).
+TEST(Cuda, HisaDecodeManyGroups) {
+  SKIP_WITHOUT_GPU();
+  CheckHisaDecodeCases(DecodeCases({64}, {1, 2}), 256, 6, 40 * 64, 43, /*num_seqs=*/300);
 }
 
 // The models' budget (m = 64, k = 2048): stage 2's rows of up to 8192 candidates, few of them,

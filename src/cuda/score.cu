@@ -214,6 +214,64 @@ __device__ __forceinline__ int64_t KeyRow(const ScoreParams& p, const GroupKeys&
   return -1;
 }
 
+// One-row copies (the pooled keys of a paged cache, one slot per page; only the non-row layouts'
+// instances): a bulk copy of 128 bytes costs about as much as one of 8 KB, so the producer's
+// four warps copy 16-byte pieces instead, into the same 128-byte swizzle, warp w rows
+// [w, w + 1) x kTileKeys / 4 of every tile, and each stage's full barrier counts the four warps.
+// A lane copies piece lane % 8 of rows lane / 8, + 4, + 8, ... (four rows a warp instruction).
+// A warp's rows are looked up before the wait, all index loads in flight together. Four warps
+// instead of one: stage 1 of HISA decode at batch 64 x 128K 11.1 -> 9.4 us (its tiles are
+// latency-bound on the copying warp's instructions, experiments-r21/fused_stage1/).
+// Returns kv_iter advanced past the item's tiles.
+constexpr int kRowCopyWarps = 4;
+
+template <int kTileKeys, int kStages, class Barrier>
+__device__ __forceinline__ uint32_t CopyRowQuarters(const ScoreParams& p, const Item& it,
+                                                    const GroupKeys& keys_of, int w, int lane,
+                                                    uint32_t kv_iter, Barrier* kv_full,
+                                                    Barrier* kv_empty, uint8_t* smem_keys,
+                                                    int32_t* smem_box_rows, int item) {
+  constexpr int kRows = kTileKeys / kRowCopyWarps;  // rows of a tile this warp copies
+  constexpr int kPerLane = (kRows + 31) / 32;
+  constexpr int kKeyTileBytes = kTileKeys * kHeadDim;
+  for (int j = 0; j < it.num_tiles; ++j, ++kv_iter) {
+    const int s = kv_iter % kStages;
+    const int c0 = it.c_begin + j * kTileKeys + w * kRows;  // this warp's first coordinate
+    int32_t rows[kPerLane];
+#pragma unroll
+    for (int u = 0; u < kPerLane; ++u) {
+      const int i = lane + 32 * u;
+      rows[u] = i < kRows && c0 + i < it.c_end ? static_cast<int32_t>(KeyRow(p, keys_of, c0 + i))
+                                               : -1;
+    }
+    Wait(kv_empty[s], ((kv_iter / kStages) & 1) ^ 1, 1, item, j, it.num_tiles, kv_iter);
+    int32_t* box_row = smem_box_rows + s * kTileKeys + w * kRows;
+#pragma unroll
+    for (int u = 0; u < kPerLane; ++u) {
+      if (lane + 32 * u < kRows) box_row[lane + 32 * u] = rows[u];
+    }
+    __syncwarp();
+    const int valid = min(kRows, it.c_end - c0);  // this warp's rows in range
+    const int chunk = lane % 8;
+    const uint32_t keys_address =
+        static_cast<uint32_t>(__cvta_generic_to_shared(smem_keys + s * kKeyTileBytes));
+    const uint8_t* src = p.key_rows + chunk * 16;
+#pragma unroll 4
+    for (int i = lane / 8; i < valid; i += 4) {
+      const int r = w * kRows + i;  // row of the tile
+      const uint32_t dst = keys_address + r * kHeadDim + ((chunk ^ (r & 7)) << 4);
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst),
+                   "l"(src + int64_t{box_row[i]} * kHeadDim)
+                   : "memory");
+    }
+    const uint32_t bar = static_cast<uint32_t>(__cvta_generic_to_shared(&kv_full[s]));
+    asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];" ::"r"(bar) : "memory");
+    __syncwarp();
+    if (lane == 0) kv_full[s].arrive();
+  }
+  return kv_iter;
+}
+
 template <int kHeads, int kBanks, bool kNonRowLayout, int kMathWarpgroups>
 __global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
                                   Config<kHeads * kBanks, kMathWarpgroups>::kCtasPerSm)
@@ -255,7 +313,7 @@ __global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
       q_empty[i].init(kMathWarpgroups * 4);
     }
     for (int i = 0; i < kStages; ++i) {
-      kv_full[i].init(1);
+      kv_full[i].init(kNonRowLayout && p.row_copies ? kRowCopyWarps : 1);
       kv_empty[i].init(kMathWarpgroups * 128);
     }
     cutlass::arch::fence_barrier_init();
@@ -267,8 +325,10 @@ __global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
   WaitForPrecedingGrids();
 
   if (warp >= kMathWarpgroups * 4) {
-    // ---- Producer warpgroup: warp 0 loads, the rest exit. -----------------------------------
-    if (warp != kMathWarpgroups * 4) return;
+    // ---- Producer warpgroup: warp 0 loads; with one-row copies all four warps copy a quarter
+    //      of each tile's rows (CopyRowQuarters), otherwise the rest exit. -----------------
+    const int producer_warp = warp - kMathWarpgroups * 4;
+    if (producer_warp != 0 && !(kNonRowLayout && p.row_copies)) return;
     if (lane == 0) {
       cute::prefetch_tma_descriptor(&q_map);
       cute::prefetch_tma_descriptor(&k_map);
@@ -283,6 +343,12 @@ __global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
       const Item it = GetItem<kTileKeys>(p, item, num_groups);
       if (it.num_tiles == 0) continue;
       const GroupKeys keys_of = GetGroupKeys(p, it.t0);
+      if (producer_warp != 0) {  // one-row copies: this warp's quarter of every tile
+        kv_iter = CopyRowQuarters<kTileKeys, kStages>(p, it, keys_of, producer_warp, lane, kv_iter,
+                                                      kv_full, kv_empty, smem_keys,
+                                                      smem_box_rows, item);
+        continue;
+      }
       // 1. The group's q rows.
       // The group's gates go with them, into the q buffer's slot: 4-byte copies by the lanes (w
       // need not be 16-byte aligned), tracked by the same barrier, so that the math warps never
@@ -310,7 +376,13 @@ __global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
       }
       ++q_iter;
       // 2. Key tiles: bulk copies of box_rows rows; the first row of each box goes to shared
-      //    memory for the math warps, which read the key scales themselves.
+      //    memory for the math warps, which read the key scales themselves. (One-row copies:
+      //    this warp's quarter, as the other three producer warps do theirs.)
+      if (kNonRowLayout && p.row_copies) {
+        kv_iter = CopyRowQuarters<kTileKeys, kStages>(p, it, keys_of, 0, lane, kv_iter, kv_full,
+                                                      kv_empty, smem_keys, smem_box_rows, item);
+        continue;
+      }
       for (int j = 0; j < it.num_tiles; ++j, ++kv_iter) {
         const int s = kv_iter % kStages;
         const int c0 = it.c_begin + j * kTileKeys;
@@ -318,11 +390,11 @@ __global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
         const int valid_boxes = min(boxes, (it.c_end - c0 + p.box_rows - 1) / p.box_rows);
         uint8_t* keys = smem_keys + s * kKeyTileBytes;
         int32_t* box_row = smem_box_rows + s * kTileKeys;
-        if (p.row_copies) {
-          // One-row boxes (the pooled keys of a paged cache, one slot per page): a bulk copy of
-          // 128 bytes costs about as much as one of 8 KB, so the lanes copy 16-byte pieces
-          // instead, into the same 128-byte swizzle, and the stage's barrier tracks them. The
-          // rows are looked up (all index loads in flight together) before the wait.
+        if (!kNonRowLayout && p.row_copies) {
+          // Never taken (one-row copies are the non-row layouts', CopyRowQuarters above), but
+          // kept: the row layout's instance compiled without this one-warp copy of a tile took
+          // flat scoring at 128K from 2.10-2.11 to 2.16-2.18 ms (Nsight Compute,
+          // experiments-r21/row_copy_warps/), with its math loop the same but for register names.
           int32_t rows[kTileKeys / 32];
 #pragma unroll
           for (int u = 0; u < kTileKeys / 32; ++u) {
