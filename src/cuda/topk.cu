@@ -392,8 +392,8 @@ struct Topk {
   // batch 64's (clusters of 4) 41.9-43.4 -> 39.0-41.4 us; at 32K it was slower (97-98 -> 100 us,
   // more keys kept), and every 64th overflowed the room and fell back to the passes
   // (experiments-r18/sample_stride/). Clusters of 2 (about 66-131 rows: decode batch 128, or 64
-  // with next_n 2) are not sparse: with every 32nd those decode cases took 898-900 / 522-524 us
-  // (-r19, -r20) against 862 / 467 us with every 16th (-r18), the one code difference there.
+  // with next_n 2) are not sparse: with every 32nd those decode cases took 907 / 520 us against
+  // 848-852 / 463 us with every 16th, in one call (2026-11-23-h100-cluster2-sample/).
   static constexpr int kSampleRun = 32;
   static __device__ __forceinline__ int SampleShift(int64_t len, bool sparse) {
     return sparse && len >= 65536 ? 10 : 9;
