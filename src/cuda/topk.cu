@@ -87,6 +87,8 @@ struct BlocksFrame {
   BlocksFrame() = default;  // not a kBlocks row: no frame
   __device__ BlocksFrame(const TopkParams& p, int row)
       : own(p.own[row]), head(own >= 0 ? 1 : 0), tail(own > 0 ? 1 : 0) {}
+  __device__ explicit BlocksFrame(int own_block)
+      : own(own_block), head(own >= 0 ? 1 : 0), tail(own > 0 ? 1 : 0) {}
   // Slot i of the row outside the n selected blocks [head, head + n).
   __device__ int32_t Value(int i, int n) const {
     if (i == 0 && head) return 0;
@@ -100,6 +102,14 @@ struct BlocksFrame {
     const int count = head + n + tail;
     p.lo2[row] = 0;
     p.hi2[row] = own < 0 ? 0 : (count - 1) * p.block_size + (p.length[row] - own * p.block_size);
+  }
+  // The same with the query's length loaded beforehand (the register top-k). (Not shared with
+  // the form above: so written, the other top-k kernels' machine code stays as it was.)
+  __device__ void WriteStage2Range(const TopkParams& p, int row, int n, int length) const {
+    if (p.hi2 == nullptr) return;
+    const int count = head + n + tail;
+    p.lo2[row] = 0;
+    p.hi2[row] = own < 0 ? 0 : (count - 1) * p.block_size + (length - own * p.block_size);
   }
 };
 
@@ -808,6 +818,11 @@ __global__ void __launch_bounds__(kThreads) TopkRegisterKernel(const __grid_cons
   const int32_t add = p.add ? p.add[row] : 0;
   const int32_t* blocks =
       p.output == TopkOutput::kCandidate ? p.blocks + int64_t{row} * p.blocks_stride : nullptr;
+  // Block rows (HISA stage 1): the own block and the query's length are loaded here, in flight
+  // during the selection, rather than after it where the frame and stage 2's range need them.
+  const bool blocks_row = p.output == TopkOutput::kBlocks;
+  const int own_block = blocks_row ? p.own[row] : -1;
+  const int length = blocks_row && p.hi2 != nullptr ? p.length[row] : 0;
   // Candidate rows of up to 8192 keys (HISA stage 2 in decode): the row of the first candidate
   // of every run of `run` keys (a block, or a page of it) into shared memory, one thread a run,
   // its loads in flight during the selection; an output is then a shared-memory read instead of
@@ -837,9 +852,8 @@ __global__ void __launch_bounds__(kThreads) TopkRegisterKernel(const __grid_cons
   if (my_run) run_row[threadIdx.x] = run_value;
   uint32_t taken = Select::Taken(s, threadIdx.x, key, len, threshold, take_equal, &slot);
   if (run > 0) __syncthreads();  // run_row is complete (uniform: run depends on the row only)
-  const bool blocks_row = p.output == TopkOutput::kBlocks;
   BlocksFrame frame;
-  if (blocks_row) frame = BlocksFrame(p, row);
+  if (blocks_row) frame = BlocksFrame(own_block);
   int32_t* out = p.out + int64_t{row} * p.out_stride;
   float* out_scores = p.out_scores ? p.out_scores + int64_t{row} * p.out_stride : nullptr;
   if constexpr (kRunTable) {
@@ -878,7 +892,7 @@ __global__ void __launch_bounds__(kThreads) TopkRegisterKernel(const __grid_cons
     for (int i = threadIdx.x; i < p.out_stride; i += kThreads) {
       if (i < frame.head || i >= frame.head + need) out[i] = frame.Value(i, need);
     }
-    if (threadIdx.x == 0) frame.WriteStage2Range(p, row, need);
+    if (threadIdx.x == 0) frame.WriteStage2Range(p, row, need, length);
     return;
   }
   for (int i = need + threadIdx.x; i < p.out_stride; i += kThreads) {
