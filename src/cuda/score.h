@@ -52,8 +52,8 @@ struct ScoreParams {
   int32_t block_size = 128;         // kBlocks / kPooledPaged: B
   const int32_t* row_base = nullptr;  // kBlocks prefill: [T] first key row of t's sequence (ks)
   bool blocks_paged = false;          // kBlocks: keys live in the paged cache
-  // One-row boxes: copied by the producer warps' lanes from key_rows ([num_rows, 128] bytes) instead
-  // of by bulk tensor copies (box_rows must be 1).
+  // One-row boxes: copied by the producer warps' lanes from key_rows ([num_rows, 128] bytes)
+  // instead of by bulk tensor copies (box_rows must be 1).
   bool row_copies = false;
   const uint8_t* key_rows = nullptr;
 
