@@ -609,9 +609,9 @@ TEST(Cuda, HisaSortedAndUnsortedAgree) {
   }
 }
 
-// HISA decode of 4 sequences (up to max_keys keys each at pages of 64 or fewer keys, the same
-// count for every such page size; larger pages, as many pages) against the reference for the
-// given cases; the pooled keys against the CPU's; relative and absolute positions.
+// HISA decode of num_seqs sequences (up to max_keys keys each at pages of 64 or fewer keys, the
+// same count for every such page size; larger pages, as many pages) against the reference for
+// the given cases; the pooled keys against the CPU's; relative and absolute positions.
 void CheckHisaDecodeCases(const std::vector<DecodeCase>& cases, int top_k, int block_budget,
                           int max_keys, uint64_t seed, int num_seqs = 4) {
   for (const DecodeCase& c : cases) {
@@ -787,7 +787,12 @@ TEST(Cuda, LongRowsFromASampledThreshold) {
   SKIP_WITHOUT_GPU();
   enum Pattern { kRandom, kEqual, kSkippedHigh, kSampledHigh, kEightScores };
   // Rows under 64K keys sample every 16th run of 32 keys, longer rows every 32nd except on
-  // clusters of 2 CTAs (100 rows on 132 SMs).
+  // clusters of 2 CTAs: with fewer rows than SMs the top-k gives a row about 2 x SMs / rows CTAs,
+  // in clusters of 2 when that is under 4 (LaunchTopk; 100 rows on 132 SMs). The patterns below
+  // follow the same rule on this device.
+  int device = 0, sm_count = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device);
   for (int64_t kKeys : {24000, 70000})
   for (int64_t kQueries : {270, 100, 40})
   for (Pattern pattern : {kRandom, kEqual, kSkippedHigh, kSampledHigh, kEightScores}) {
@@ -796,7 +801,8 @@ TEST(Cuda, LongRowsFromASampledThreshold) {
     Problem p = MakeProblem(64, kQueries, kKeys, 47);
     if (pattern == kEqual) RepeatKeys(&p, kKeys);
     if (pattern == kEightScores) RepeatKeys(&p, kKeys, 8);
-    const int64_t stride = kKeys >= 65536 && kQueries != 100 ? 1024 : 512;
+    const bool pairs = kQueries < sm_count && 2 * sm_count / kQueries < 4;  // clusters of 2
+    const int64_t stride = kKeys >= 65536 && !pairs ? 1024 : 512;
     for (int64_t s = 0; s < kKeys; ++s) {  // a row's position s is key s (one sequence)
       const bool sampled = s % stride < 32;
       if ((pattern == kSkippedHigh && !sampled) || (pattern == kSampledHigh && sampled)) {

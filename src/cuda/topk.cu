@@ -85,8 +85,7 @@ __device__ __forceinline__ int32_t OutputValue(const TopkParams& p, int row, uin
 struct BlocksFrame {
   int own = -1, head = 0, tail = 0;
   BlocksFrame() = default;  // not a kBlocks row: no frame
-  __device__ BlocksFrame(const TopkParams& p, int row)
-      : own(p.own[row]), head(own >= 0 ? 1 : 0), tail(own > 0 ? 1 : 0) {}
+  __device__ BlocksFrame(const TopkParams& p, int row) : BlocksFrame(p.own[row]) {}
   __device__ explicit BlocksFrame(int own_block)
       : own(own_block), head(own >= 0 ? 1 : 0), tail(own > 0 ? 1 : 0) {}
   // Slot i of the row outside the n selected blocks [head, head + n).
@@ -103,8 +102,9 @@ struct BlocksFrame {
     p.lo2[row] = 0;
     p.hi2[row] = own < 0 ? 0 : (count - 1) * p.block_size + (p.length[row] - own * p.block_size);
   }
-  // The same with the query's length loaded beforehand (the register top-k). (Not shared with
-  // the form above: so written, the other top-k kernels' machine code stays as it was.)
+  // The same with the query's length loaded beforehand (the register top-k). Not written as a
+  // call from the form above: so written, the other top-k kernels' machine code changed
+  // (bench/sass_diff.py: TopkKernel and TopkClusterKernel instances), which no GPU has timed.
   __device__ void WriteStage2Range(const TopkParams& p, int row, int n, int length) const {
     if (p.hi2 == nullptr) return;
     const int count = head + n + tail;
