@@ -72,9 +72,15 @@ def main():
     ap.add_argument("old")
     ap.add_argument("new")
     ap.add_argument("--cuobjdump", help="path of cuobjdump (default: PATH, then site-packages)")
+    ap.add_argument("--new-name", nargs=2, action="append", default=[],
+                    metavar=("PATTERN", "REPLACEMENT"),
+                    help="rewrite the new build's kernel names (re.sub) before pairing them, "
+                         "e.g. after a template parameter was added")
     args = ap.parse_args()
     tool = find_cuobjdump(args.cuobjdump)
     old, new = kernels(tool, args.old), kernels(tool, args.new)
+    for pattern, replacement in args.new_name:
+        new = {re.sub(pattern, replacement, name): code for name, code in new.items()}
     differ = False
     for name in sorted(set(old) | set(new)):
         if name not in new:

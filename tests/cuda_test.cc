@@ -504,9 +504,42 @@ TEST(Cuda, HisaPrefillManyQueriesAbsolutePositions) {
   CheckHisaPrefillCase(400, {9000, 7000}, 23, PositionBase::kAbsolute);
 }
 
-// HISA prefill in query chunks (forced by the workspace limit) and in one piece: the same indices,
-// scores and blocks, bit for bit, and the reference's sets. The sequences start at rows that are
-// not multiples of 128 (blocks of two sequences share 128-row spans of keys).
+// Rows of [T, k] indices and their scores as (index, score) pairs in index order: the results
+// of two selections compared as sets (-1 padding first).
+std::vector<std::vector<std::pair<int32_t, float>>> RowsByIndex(const std::vector<int32_t>& idx,
+                                                                const std::vector<float>& sc,
+                                                                int64_t T, int k) {
+  std::vector<std::vector<std::pair<int32_t, float>>> rows(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) {
+    for (int j = 0; j < k; ++j) rows[t].emplace_back(idx[t * k + j], sc[t * k + j]);
+    std::sort(rows[t].begin(), rows[t].end(),
+              [](const auto& x, const auto& y) { return x.first < y.first; });
+  }
+  return rows;
+}
+
+// Equal sets of indices, and equal scores of the selected (NaN padding not compared).
+void ExpectSameRows(const std::vector<std::vector<std::pair<int32_t, float>>>& a,
+                    const std::vector<std::vector<std::pair<int32_t, float>>>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t t = 0; t < a.size(); ++t) {
+    ASSERT_EQ(a[t].size(), b[t].size());
+    for (size_t j = 0; j < a[t].size(); ++j) {
+      ASSERT_EQ(a[t][j].first, b[t][j].first) << "query " << t << " slot " << j;
+      if (a[t][j].first >= 0) {
+        ASSERT_EQ(a[t][j].second, b[t][j].second) << "query " << t << " slot " << j;
+      }
+    }
+  }
+}
+
+// HISA prefill in query chunks (forced by the workspace limit) and in one piece, against the
+// reference's sets. Where the limit splits the queries, stage 2 selects on chip (no stage-2
+// scores in the workspace: chunks of limit / stage 1's 72 floats a query): the same sets, scores
+// and blocks as the one-piece run (whose top-k kernel orders a row differently). Sorted by score
+// (never on chip), chunks of the two-kernel path give the same indices, scores and blocks bit for
+// bit. The sequences start at rows that are not multiples of 128 (blocks of two sequences share
+// 128-row spans of keys).
 TEST(Cuda, HisaPrefillInQueryChunks) {
   SKIP_WITHOUT_GPU();
   const std::vector<int32_t> lens = {9000, 7000, 5000};
@@ -519,7 +552,7 @@ TEST(Cuda, HisaPrefillInQueryChunks) {
   GpuHisaPrefill h(p, b);
   ASSERT_TRUE(h.built.ok()) << h.built.message();
   // One call: the indices, scores and blocks; *used receives the workspace used.
-  auto run = [&](size_t limit, std::vector<int32_t>* idx, std::vector<float>* sc,
+  auto run = [&](size_t limit, bool sorted, std::vector<int32_t>* idx, std::vector<float>* sc,
                  std::vector<int32_t>* blk, size_t* used) {
     GuardedOutput i(kQueries * p.cfg.top_k), k(kQueries * p.cfg.block_budget);
     DeviceArray<float> f;
@@ -529,6 +562,7 @@ TEST(Cuda, HisaPrefillInQueryChunks) {
     out.scores = f.get();
     out.blocks = k.data();
     RunOptions opts = Gpu();
+    opts.sorted = sorted;
     opts.workspace_limit_bytes = limit;
     opts.workspace_bytes = used;
     ASSERT_TRUE(HisaTopkPrefill(p.cfg, h.g.in, h.pooled.device(), out, opts).ok());
@@ -536,75 +570,79 @@ TEST(Cuda, HisaPrefillInQueryChunks) {
     *sc = f.Download();
     *blk = k.Get();
   };
-  std::vector<int32_t> idx, blk;
-  std::vector<float> sc;
-  size_t whole = 0;
-  run(size_t{1} << 30, &idx, &sc, &blk, &whole);
-  const CheckResult r = CheckHisaPrefill(p.cfg, HostPrefill(p, b), h.pooled.Download(),
-                                         idx.data(), blk.data(), GpuCheck());
-  EXPECT_TRUE(r.ok()) << r.first_failure;
-  // Per query: stage 2's scores (2048 floats), stage 1's (72).
-  const size_t per_query = (2048 + 72) * 4;
-  for (size_t queries : {20, 50, 70, 200}) {
-    const size_t limit = queries * per_query;
-    SCOPED_TRACE(testing::Message() << "workspace limit " << limit);
-    std::vector<int32_t> idx2, blk2;
-    std::vector<float> sc2;
-    size_t used = 0;
-    run(limit, &idx2, &sc2, &blk2, &used);
-    EXPECT_LT(used, whole);  // chunked
-    EXPECT_EQ(blk2, blk);
-    EXPECT_EQ(idx2, idx);
-    ASSERT_EQ(sc2.size(), sc.size());
-    EXPECT_EQ(0, std::memcmp(sc2.data(), sc.data(), sc.size() * sizeof(float)));
+  for (bool sorted : {false, true}) {
+    SCOPED_TRACE(sorted ? "sorted" : "unsorted");
+    std::vector<int32_t> idx, blk;
+    std::vector<float> sc;
+    size_t whole = 0;
+    run(size_t{1} << 30, sorted, &idx, &sc, &blk, &whole);
+    const CheckResult r = CheckHisaPrefill(p.cfg, HostPrefill(p, b), h.pooled.Download(),
+                                           idx.data(), blk.data(), GpuCheck());
+    EXPECT_TRUE(r.ok()) << r.first_failure;
+    // Per query: stage 1's scores (72 floats), and stage 2's (2048) unless selected on chip.
+    const size_t per_query = sorted ? (2048 + 72) * 4 : 72 * 4;
+    for (size_t queries : {20, 50, 70, 200}) {
+      const size_t limit = queries * per_query;
+      SCOPED_TRACE(testing::Message() << "workspace limit " << limit);
+      std::vector<int32_t> idx2, blk2;
+      std::vector<float> sc2;
+      size_t used = 0;
+      run(limit, sorted, &idx2, &sc2, &blk2, &used);
+      EXPECT_LT(used, whole);  // chunked
+      EXPECT_EQ(blk2, blk);
+      if (sorted) {
+        EXPECT_EQ(idx2, idx);
+        ASSERT_EQ(sc2.size(), sc.size());
+        EXPECT_EQ(0, std::memcmp(sc2.data(), sc.data(), sc.size() * sizeof(float)));
+      } else {
+        ExpectSameRows(RowsByIndex(idx2, sc2, kQueries, p.cfg.top_k),
+                       RowsByIndex(idx, sc, kQueries, p.cfg.top_k));
+      }
+    }
   }
 }
 
-// HISA with and without score order: the same sets and the same scores, on full stage-2 rows of
-// 64 x 128 candidates, for 64 and 32 heads.
+// HISA with and without score order, and selecting stage 2 on chip (unsorted, under a workspace
+// limit that the two-kernel path would have to split: the scoring kernel's SelectOnChip): the
+// same sets and the same scores, on full stage-2 rows of 64 x 128 candidates, for 64 and 32
+// heads. Three implementations of one order and tie rule (a top-k kernel of many rows, one of a
+// few sorted rows, the scoring kernel's). Keys distinct, repeated with period 7 (seven scores a
+// row, more than k keys tie at the k-th), and all equal (every score ties).
 TEST(Cuda, HisaSortedAndUnsortedAgree) {
   SKIP_WITHOUT_GPU();
   for (int heads : {64, 32}) {
-    SCOPED_TRACE(heads);
-    constexpr int64_t kQueries = 300, kKeys = 12000;
-    Problem p = MakeProblem(heads, kQueries, kKeys, 5);
-    p.cfg.top_k = 2048;
-    p.cfg.block_size = 128;
-    p.cfg.block_budget = 64;
-    const Batch b = MakeBatch({static_cast<int32_t>(kKeys)}, kQueries, 6, true);
-    GpuHisaPrefill h(p, b);
-    ASSERT_TRUE(h.built.ok()) << h.built.message();
-    std::vector<int32_t> idx[2];
-    std::vector<float> sc[2];
-    for (int sorted = 0; sorted < 2; ++sorted) {
-      DeviceArray<int32_t> i;
-      i.Resize(kQueries * p.cfg.top_k);
-      DeviceArray<float> f;
-      f.Resize(kQueries * p.cfg.top_k);
-      TopkOutputs out;
-      out.indices = i.get();
-      out.scores = f.get();
-      RunOptions run = Gpu();
-      run.sorted = sorted == 1;
-      ASSERT_TRUE(HisaTopkPrefill(p.cfg, h.g.in, h.pooled.device(), out, run).ok());
-      idx[sorted] = i.Download();
-      sc[sorted] = f.Download();
-    }
-    for (int64_t t = 0; t < kQueries; ++t) {
-      std::vector<std::pair<int32_t, float>> row[2];
-      for (int v = 0; v < 2; ++v) {
-        for (int j = 0; j < p.cfg.top_k; ++j) {
-          row[v].emplace_back(idx[v][t * p.cfg.top_k + j], sc[v][t * p.cfg.top_k + j]);
-        }
-        std::sort(row[v].begin(), row[v].end(),
-                  [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (int period : {0, 7, 1}) {
+      SCOPED_TRACE(testing::Message() << "heads " << heads << " period " << period);
+      constexpr int64_t kQueries = 300, kKeys = 12000;
+      Problem p = MakeProblem(heads, kQueries, kKeys, 5);
+      if (period > 0) RepeatKeys(&p, kKeys, period);
+      p.cfg.top_k = 2048;
+      p.cfg.block_size = 128;
+      p.cfg.block_budget = 64;
+      const Batch b = MakeBatch({static_cast<int32_t>(kKeys)}, kQueries, 6, true);
+      GpuHisaPrefill h(p, b);
+      ASSERT_TRUE(h.built.ok()) << h.built.message();
+      // 0: unsorted, 1: sorted, 2: unsorted within 1 MiB (the two-kernel path needs 9.9 MB).
+      std::vector<std::vector<std::pair<int32_t, float>>> rows[3];
+      size_t used[3] = {0, 0, 0};
+      for (int v = 0; v < 3; ++v) {
+        DeviceArray<int32_t> i;
+        i.Resize(kQueries * p.cfg.top_k);
+        DeviceArray<float> f;
+        f.Resize(kQueries * p.cfg.top_k);
+        TopkOutputs out;
+        out.indices = i.get();
+        out.scores = f.get();
+        RunOptions run = Gpu();
+        run.sorted = v == 1;
+        if (v == 2) run.workspace_limit_bytes = size_t{1} << 20;
+        run.workspace_bytes = &used[v];
+        ASSERT_TRUE(HisaTopkPrefill(p.cfg, h.g.in, h.pooled.device(), out, run).ok());
+        rows[v] = RowsByIndex(i.Download(), f.Download(), kQueries, p.cfg.top_k);
       }
-      for (int j = 0; j < p.cfg.top_k; ++j) {
-        ASSERT_EQ(row[0][j].first, row[1][j].first) << "query " << t << " slot " << j;
-        if (row[0][j].first >= 0) {
-          ASSERT_EQ(row[0][j].second, row[1][j].second) << "query " << t << " slot " << j;
-        }
-      }
+      EXPECT_LT(used[2], used[0] / 8);  // no stage-2 scores in the workspace: on chip
+      ExpectSameRows(rows[0], rows[1]);
+      ExpectSameRows(rows[2], rows[1]);
     }
   }
 }

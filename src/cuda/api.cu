@@ -441,11 +441,23 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
 
   // Scores of both stages, in query chunks within the budget.
   const int64_t stride1 = RoundUp(max_blocks, 4);
-  const int64_t stride2 = RoundUp(int64_t{m} * B, 4);
-  const int64_t chunk = QueryChunk(*job.opts, scratch, (stride1 + stride2) * 4, ChunkUnit(job), T);
-  float *scores1, *scores2;
+  int64_t stride2 = RoundUp(int64_t{m} * B, 4);
+  int64_t chunk = QueryChunk(*job.opts, scratch, (stride1 + stride2) * 4, ChunkUnit(job), T);
+  // Where the budget splits the queries into chunks, stage 2 selects on chip if it can
+  // (FusedSelectionFits, not sorted by score; prefill: a decode query's candidates are split over
+  // several CTAs): its scores never leave shared memory, so the workspace holds stage 1's only
+  // and the chunks grow. Otherwise a top-k kernel follows it: on the H100 the on-chip selection
+  // made HISA prefill 1-4% slower (it stalls the CTA's scoring, bench/results/
+  // 2026-11-23-h100-onchip-stage2/).
+  const bool on_chip = chunk < T && !job.opts->sorted && !hisa.paged &&
+                       FusedSelectionFits(cfg.num_heads, m, B);
+  if (on_chip) {
+    stride2 = 0;
+    chunk = QueryChunk(*job.opts, scratch, stride1 * 4, ChunkUnit(job), T);
+  }
+  float *scores1, *scores2 = nullptr;
   HISA_RETURN_IF_ERROR(scratch.Allocate(chunk * stride1, &scores1));
-  HISA_RETURN_IF_ERROR(scratch.Allocate(chunk * stride2, &scores2));
+  if (!on_chip) HISA_RETURN_IF_ERROR(scratch.Allocate(chunk * stride2, &scores2));
 
   for (int64_t t0 = 0; t0 < T; t0 += chunk) {
     const int32_t tc = static_cast<int32_t>(std::min<int64_t>(chunk, T - t0));
@@ -503,6 +515,18 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
     s2.block_table = ChunkTable(s2.block_table, s2.bt_stride, s2.next_n, t0);
     s2.scores = scores2;
     s2.score_stride = stride2;
+    const bool absolute = job.opts->positions == PositionBase::kAbsolute;
+    if (on_chip) {  // 3 + 4: one query per CTA selects its top-k from shared memory
+      s2.segments = 1;
+      s2.topk_out = job.out->indices + t0 * cfg.top_k;
+      s2.topk_scores = job.out->scores ? job.out->scores + t0 * cfg.top_k : nullptr;
+      s2.topk_k = cfg.top_k;
+      s2.topk_stride = cfg.top_k;
+      s2.topk_add = absolute && !hisa.paged ? job.ranges.base + t0 : nullptr;
+      s2.topk_paged = absolute && hisa.paged;
+      HISA_RETURN_IF_ERROR(LaunchScore(cfg.num_heads, s2, q_map, job.k_map, stream));
+      continue;
+    }
     HISA_RETURN_IF_ERROR(LaunchScore(cfg.num_heads, s2, q_map, job.k_map, stream));
     // 4. Top-k of the candidates.
     TopkParams t2;
@@ -521,7 +545,6 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
     t2.blocks = blocks + t0 * m;
     t2.blocks_stride = m;
     t2.block_size = B;
-    const bool absolute = job.opts->positions == PositionBase::kAbsolute;
     t2.add = absolute && !hisa.paged ? job.ranges.base + t0 : nullptr;
     t2.paged = absolute && hisa.paged;
     t2.block_table = ChunkTable(job.score.block_table, job.score.bt_stride, job.score.next_n, t0);

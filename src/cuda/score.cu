@@ -27,6 +27,7 @@
 #include "cuda/divmod.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/score.h"
+#include "cuda/select.cuh"
 
 namespace hisa::cuda {
 namespace {
@@ -87,19 +88,26 @@ __device__ __forceinline__ void Wait(const Barrier& barrier, uint32_t phase, int
 // and epilogues overlap the other's tensor work (one query per CTA in HISA stage 2 and decode is
 // latency-bound with one CTA per SM). Wider groups run one CTA per SM with 5 stages.
 // Two math warpgroups (tiles of 16 KB) keep 4 stages at two CTAs per SM.
-template <int kColumns, int kMathWarpgroups>
+// Selecting on chip (kSelect) adds the query's candidate scores (33 KB) and keeps two CTAs per
+// SM with one q slot (the math warps release it before they select, so the next q loads during
+// the selection) and 2 stages.
+template <int kColumns, int kMathWarpgroups, bool kSelect = false>
 struct Config {
   static constexpr int kTileKeys = Shape<kMathWarpgroups>::kTileKeys;
   static constexpr int kKeyTileBytes = Shape<kMathWarpgroups>::kKeyTileBytes;
   static constexpr int kCtasPerSm = ScoreCtasPerSm(kColumns, 1);
-  static constexpr int kStages = kCtasPerSm == 2 ? (kMathWarpgroups == 2 ? 4 : 3) : 5;
-  static constexpr int kQOffset = 0;                         // [2][128 rows][128 B]
-  static constexpr int kKeyOffset = kQOffset + 2 * kQBytes;  // [kStages][kTileKeys][128 B]
+  static constexpr int kStages = kSelect ? 2 : (kCtasPerSm == 2 ? (kMathWarpgroups == 2 ? 4 : 3) : 5);
+  static constexpr int kQSlots = kSelect ? 1 : 2;
+  static constexpr int kQOffset = 0;                               // [kQSlots][128 rows][128 B]
+  static constexpr int kKeyOffset = kQOffset + kQSlots * kQBytes;  // [kStages][kTileKeys][128 B]
   static constexpr int kBoxRowOffset = kKeyOffset + kStages * kKeyTileBytes;  // [kStages][kTileKeys]
-  static constexpr int kWeightOffset = kBoxRowOffset + kStages * kTileKeys * 4;  // [2][128] float
-  static constexpr int kBarrierOffset = kWeightOffset + 2 * kQueryRowsPerCta * 4;
-  static constexpr int kNumBarriers = 2 * 2 + 2 * kStages;  // q full/empty, kv full/empty
-  static constexpr int kSmemBytes = kBarrierOffset + kNumBarriers * 8 + 1024;  // + alignment slack
+  static constexpr int kWeightOffset = kBoxRowOffset + kStages * kTileKeys * 4;  // [kQSlots][128]
+  static constexpr int kBarrierOffset = kWeightOffset + kQSlots * kQueryRowsPerCta * 4;
+  static constexpr int kNumBarriers = 2 * kQSlots + 2 * kStages;  // q full/empty, kv full/empty
+  static constexpr int kRowOffset = kBarrierOffset + kNumBarriers * 8;  // kSelect: the scores
+  static constexpr int kSmemBytes =
+      kRowOffset + (kSelect ? kFusedSelectMaxCandidates * 4 : 0) + 1024;  // + alignment slack
+  static_assert(kRowOffset % 16 == 0, "the selection's histogram is read 16 bytes at a time");
 };
 
 template <int kN>
@@ -272,7 +280,64 @@ __device__ __forceinline__ uint32_t CopyRowQuarters(const ScoreParams& p, const 
   return kv_iter;
 }
 
-template <int kHeads, int kBanks, bool kNonRowLayout, int kMathWarpgroups>
+// Selection on chip (ScoreParams::topk_out): the top topk_k of query t's len candidate scores,
+// which the math threads (warps 0 .. kThreads / 32 - 1, named barrier 1) stored in `row`; the
+// selection's shared memory then takes the row's place. Every math thread calls it (an empty
+// row writes the padding). A call, not inlined: inlined, the kernel kept 112 bytes of spilled
+// registers, some reloaded in the tile loop (64 registers a thread at two CTAs per SM).
+template <int kThreads>
+__device__ __noinline__ void SelectOnChip(const ScoreParams& p, int t, int len, float* row) {
+  constexpr int kPer = kFusedSelectPerThread;
+  using Select = RegisterSelect<kThreads, kPer, 11, 1>;
+  static_assert(sizeof(typename Select::Shared) <= kFusedSelectMaxCandidates * 4, "fits the row");
+  static_assert(kThreads * kPer == kFusedSelectMaxCandidates && kPer % 2 == 0, "8-byte reads");
+  const int tid = threadIdx.x;
+  const int first = tid * kPer;
+  const int B = p.block_size;
+  // The blocks of this thread's first and last candidates (B >= kPer: at most two) and the
+  // output offset, loaded while the row completes.
+  const int32_t* blocks = p.blocks + int64_t{t} * p.blocks_stride;
+  const int last = min(first + kPer, len) - 1;
+  const int block0 = first < len ? __ldg(blocks + first / B) : 0;
+  const int block1 = first < len ? __ldg(blocks + last / B) : 0;
+  const int32_t add = p.topk_add ? __ldg(p.topk_add + t) : 0;
+  Select::Sync();  // every score of the row is stored
+  uint32_t key[kPer];
+  const float2* row2 = reinterpret_cast<const float2*>(row + first);
+#pragma unroll
+  for (int j = 0; j < kPer; j += 2) {
+    const float2 v = row2[j / 2];  // within the row's room; past len masked below
+    key[j] = first + j < len ? ScoreKey(v.x) : 0u;
+    key[j + 1] = first + j + 1 < len ? ScoreKey(v.y) : 0u;
+  }
+  Select::Sync();  // the row is read
+  auto& s = *reinterpret_cast<typename Select::Shared*>(row);
+  uint32_t threshold = 0;
+  int take_equal = 0, slot = 0;
+  Select::Threshold(s, tid, key, len, p.topk_k, &threshold, &take_equal);
+  const uint32_t taken = Select::Taken(s, tid, key, len, threshold, take_equal, &slot);
+  int32_t* out = p.topk_out + int64_t{t} * p.topk_stride;
+  float* out_scores = p.topk_scores ? p.topk_scores + int64_t{t} * p.topk_stride : nullptr;
+  const int32_t* pages =
+      p.topk_paged ? p.block_table + int64_t{t / p.next_n} * p.bt_stride : nullptr;
+  const int first_block = first / B;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {  // in index order; static indices keep key[] in registers
+    if (!((taken >> j) & 1u)) continue;
+    int r;
+    const int i = DivMod(first + j, B, &r);
+    const int position = (i == first_block ? block0 : block1) * B + r;
+    out[slot] = pages ? PagedRowOf(pages, p.page_size, position) : position + add;
+    if (out_scores) out_scores[slot] = KeyScore(key[j]);
+    ++slot;
+  }
+  for (int i = min(p.topk_k, len) + tid; i < p.topk_stride; i += kThreads) {
+    out[i] = -1;
+    if (out_scores) out_scores[i] = __int_as_float(0x7fc00000);
+  }
+}
+
+template <int kHeads, int kBanks, bool kNonRowLayout, int kMathWarpgroups, bool kSelect>
 __global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
                                   Config<kHeads * kBanks, kMathWarpgroups>::kCtasPerSm)
     ScoreKernel(const __grid_constant__ ScoreParams p, const __grid_constant__ CUtensorMap q_map,
@@ -280,7 +345,10 @@ __global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
                 int num_groups, int num_items) {
   static_assert(kBanks * kHeads <= kQueryRowsPerCta, "one q tile holds the group");
   constexpr int kAcc = kHeads / 2;                    // accumulators per thread per bank
-  using C = Config<kHeads * kBanks, kMathWarpgroups>;
+  using C = Config<kHeads * kBanks, kMathWarpgroups, kSelect>;
+  static_assert(!kSelect || (kBanks == 1 && kNonRowLayout && C::kCtasPerSm == 2),
+                "selection on chip: one query a CTA, candidate keys");
+  constexpr int kQSlots = C::kQSlots;
   constexpr int kTileKeys = C::kTileKeys;
   constexpr int kKeyTileBytes = C::kKeyTileBytes;
   constexpr int kStages = C::kStages;
@@ -301,14 +369,15 @@ __global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
   float* smem_weights = reinterpret_cast<float*>(smem + C::kWeightOffset);
   Barrier* barriers = reinterpret_cast<Barrier*>(smem + C::kBarrierOffset);
   Barrier* q_full = barriers;
-  Barrier* q_empty = barriers + 2;
-  Barrier* kv_full = barriers + 4;
-  Barrier* kv_empty = barriers + 4 + kStages;
+  Barrier* q_empty = barriers + kQSlots;
+  Barrier* kv_full = barriers + 2 * kQSlots;
+  Barrier* kv_empty = barriers + 2 * kQSlots + kStages;
+  float* smem_row = reinterpret_cast<float*>(smem + C::kRowOffset);  // kSelect
 
   const int warp = __shfl_sync(0xffffffffu, threadIdx.x / 32, 0);  // uniform: warp-level values
   const int lane = threadIdx.x % 32;
   if (threadIdx.x == kMathWarpgroups * 128) {
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < kQSlots; ++i) {
       q_full[i].init(1);
       q_empty[i].init(kMathWarpgroups * 4);
     }
@@ -354,8 +423,10 @@ __global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
       // need not be 16-byte aligned), tracked by the same barrier, so that the math warps never
       // wait on a global load of them. Banks past the group's last query keep whatever the slot
       // held: their scores are never stored (lo == hi).
-      const int qs = q_iter % 2;
-      if (lane == 0) Wait(q_empty[qs], ((q_iter / 2) & 1) ^ 1, 0, item, -1, it.num_tiles, q_iter);
+      const int qs = q_iter % kQSlots;
+      if (lane == 0) {
+        Wait(q_empty[qs], ((q_iter / kQSlots) & 1) ^ 1, 0, item, -1, it.num_tiles, q_iter);
+      }
       __syncwarp();
       {
         float* gates = smem_weights + qs * kQueryRowsPerCta;
@@ -459,7 +530,10 @@ __global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
   uint32_t q_iter = 0, kv_iter = 0;
   for (int item = blockIdx.x; item < num_items; item += gridDim.x) {
     const Item it = GetItem<kTileKeys>(p, item, num_groups);
-    if (it.num_tiles == 0) continue;
+    if (it.num_tiles == 0) {
+      if constexpr (kSelect) SelectOnChip<kMathWarpgroups * 128>(p, it.t0, 0, smem_row);
+      continue;
+    }
     float* out_row[kBanks];  // indexed by coordinate: scores of query t0 + b
 #pragma unroll
     for (int b = 0; b < kBanks; ++b) {
@@ -469,8 +543,8 @@ __global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
       out_row[b] = p.scores + int64_t{it.t0 + b} * p.score_stride -
                    (p.absolute_columns ? 0 : lo[b]);
     }
-    const int qs = q_iter % 2;
-    Wait(q_full[qs], (q_iter / 2) & 1, 2, item, -1, it.num_tiles, q_iter);
+    const int qs = q_iter % kQSlots;
+    Wait(q_full[qs], (q_iter / kQSlots) & 1, 2, item, -1, it.num_tiles, q_iter);
     const uint32_t q_tile_address = static_cast<uint32_t>(__cvta_generic_to_shared(smem_q)) +
                                     qs * kQBytes;
     const float* weights = smem_weights + qs * kQueryRowsPerCta;  // the group's gates, [kBanks][H]
@@ -575,7 +649,13 @@ __global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
         for (int v = 0; v < 2; ++v) {
           if (v != quad) continue;
           const int c = c_row0 + v * 8;
-          if (c >= lo[0] && c < hi[0]) out_row[0][c] = value[v] * (v ? scale1 : scale0);
+          if (c >= lo[0] && c < hi[0]) {
+            if constexpr (kSelect) {
+              smem_row[c - lo[0]] = value[v] * (v ? scale1 : scale0);
+            } else {
+              out_row[0][c] = value[v] * (v ? scale1 : scale0);
+            }
+          }
         }
       } else {
         // Of each two banks' four values (bank 2g + f, key e: value 4g + 2f + e), lane
@@ -602,10 +682,11 @@ __global__ void __launch_bounds__(Shape<kMathWarpgroups>::kThreads,
     __syncwarp();
     if (lane == 0) q_empty[qs].arrive();
     ++q_iter;
+    if constexpr (kSelect) SelectOnChip<kMathWarpgroups * 128>(p, it.t0, hi[0] - lo[0], smem_row);
   }
 }
 
-template <int kHeads, int kBanks, bool kNonRowLayout, int kMathWarpgroups = 3>
+template <int kHeads, int kBanks, bool kNonRowLayout, int kMathWarpgroups = 3, bool kSelect = false>
 Status LaunchInstance(const ScoreParams& params, const CUtensorMap& q_map, const CUtensorMap& k_map,
                       cudaStream_t stream) {
   DeviceInfo device;
@@ -614,9 +695,9 @@ Status LaunchInstance(const ScoreParams& params, const CUtensorMap& q_map, const
   const int num_items = num_groups * params.segments;
   if (num_items == 0) return {};
   static std::atomic<uint64_t> configured{0};
-  using C = Config<kHeads * kBanks, kMathWarpgroups>;
+  using C = Config<kHeads * kBanks, kMathWarpgroups, kSelect>;
   constexpr int kSmemBytes = C::kSmemBytes;
-  const auto kernel = ScoreKernel<kHeads, kBanks, kNonRowLayout, kMathWarpgroups>;
+  const auto kernel = ScoreKernel<kHeads, kBanks, kNonRowLayout, kMathWarpgroups, kSelect>;
   HISA_RETURN_IF_ERROR(
       AllowSharedMemory(reinterpret_cast<const void*>(kernel), kSmemBytes, &configured));
   const int grid = std::min(num_items, device.sm_count * C::kCtasPerSm);
@@ -630,6 +711,11 @@ Status Launch(const ScoreParams& params, const CUtensorMap& q_map, const CUtenso
               cudaStream_t stream) {
   if (params.layout == KeyLayout::kRows) {
     return LaunchInstance<kHeads, kBanks, false>(params, q_map, k_map, stream);
+  }
+  if constexpr (kBanks == 1 && ScoreCtasPerSm(kHeads, 1) == 2) {
+    if (params.topk_out != nullptr) {
+      return LaunchInstance<kHeads, 1, true, 3, true>(params, q_map, k_map, stream);
+    }
   }
   if constexpr (ScoreCtasPerSm(kHeads, kBanks) == 2) {  // instantiated where ScoreTileKeys may pick it
     if (ScoreTileKeys(kHeads, kBanks, params) == kScoreTileKeysSmall) {
@@ -645,6 +731,12 @@ Status LaunchScore(int heads, const ScoreParams& params, const CUtensorMap& q_ma
                    const CUtensorMap& k_map, cudaStream_t stream) {
   if (params.group_size < 1 || params.group_size * heads > kQueryRowsPerCta) {
     return {StatusCode::kInternal, "score kernel: bad group size"};
+  }
+  if (params.topk_out != nullptr &&
+      (params.layout != KeyLayout::kBlocks || params.group_size != 1 || params.segments != 1 ||
+       !FusedSelectionFits(heads, params.blocks_stride, params.block_size) ||
+       params.topk_k < 1 || params.topk_stride < params.topk_k)) {
+    return {StatusCode::kInternal, "score kernel: selection on chip asked where it does not fit"};
   }
   // One instance per (heads, queries per CTA), each for the row layout and for the others, and
   // one of two math warpgroups for the pooled keys of a paged cache (Launch): a CTA never

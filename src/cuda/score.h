@@ -61,6 +61,19 @@ struct ScoreParams {
   float* scores = nullptr;
   int64_t score_stride = 0;
   bool absolute_columns = false;
+
+  // Selection on chip (kBlocks, group_size 1, one segment: FusedSelectionFits): instead of
+  // writing scores, the CTA keeps query t's candidate scores in shared memory and writes their
+  // top topk_k as TopkOutput::kCandidate does (select.cuh's order and tie rule) to
+  // topk_out[t * topk_stride + i], -1 padded to topk_stride; topk_scores (or null) their scores,
+  // NaN padded. The values: position blocks[t][c / B] * B + c % B, plus topk_add[t] (or 0), or
+  // its paged row when topk_paged.
+  int32_t* topk_out = nullptr;
+  float* topk_scores = nullptr;
+  int32_t topk_k = 0;
+  int32_t topk_stride = 0;
+  const int32_t* topk_add = nullptr;
+  bool topk_paged = false;
 };
 
 /// Launches the scoring kernel for H heads (32, 64 or 128; D = 128, FP8 q and k). q_map and
@@ -86,6 +99,19 @@ constexpr int kScoreTileKeysSmall = 128;
 inline int ScoreTileKeys(int heads, int group_size, const ScoreParams& p) {
   return p.row_copies && ScoreCtasPerSm(heads, group_size) == 2 ? kScoreTileKeysSmall
                                                                : kScoreTileKeys;
+}
+
+/// Candidates per query the on-chip selection holds (384 math threads x 22).
+constexpr int kFusedSelectPerThread = 22;
+constexpr int kFusedSelectMaxCandidates = 3 * 128 * kFusedSelectPerThread;
+
+/// Whether the scoring kernel can select on chip for H heads, m blocks of B keys: one query fills
+/// at most 64 columns (two CTAs per SM), its m * B candidates fit, and a thread's run of
+/// kFusedSelectPerThread candidates spans at most two blocks.
+constexpr bool FusedSelectionFits(int heads, int block_budget, int block_size) {
+  return ScoreCtasPerSm(heads, 1) == 2 &&
+         int64_t{block_budget} * block_size <= kFusedSelectMaxCandidates &&
+         block_size >= kFusedSelectPerThread;
 }
 
 /// Rows per q box for H heads: 128 (the number of (query, head) rows one CTA holds).

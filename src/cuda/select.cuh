@@ -22,6 +22,11 @@ __device__ __forceinline__ uint32_t ScoreKey(float score) {
   return isnan(score) ? 0u : key;
 }
 
+/// The score of a key: ScoreKey's inverse (a NaN score's key 0 reads as NaN, -0 as +0).
+__device__ __forceinline__ float KeyScore(uint32_t key) {
+  return __uint_as_float((key & 0x80000000u) ? (key & 0x7FFFFFFFu) : ~key);
+}
+
 /// Where candidate idx of a HISA stage-2 row points: position blocks[idx / B] * B + idx % B, then
 /// its paged row (pages: the sequence's block-table row) or the position plus add.
 struct CandidateMap {
@@ -75,18 +80,26 @@ __device__ __forceinline__ void LoadKeys(const float* row, int first, int len,
 
 /// Selection over a row of at most kThreads x kPerThread keys by a CTA of kThreads threads:
 /// thread tid holds the keys of [tid * kPerThread, (tid + 1) * kPerThread) (0 past the row).
+/// kBarrier 0: the threads are the whole CTA (__syncthreads); otherwise they are warps 0 ..
+/// kThreads / 32 - 1 of a larger CTA and meet at named barrier kBarrier.
 ///
 /// The k-th key is found by radix steps of kDigitBits bits in a shared histogram, starting below
 /// the bits that the row's minimum and maximum share (so the first step's bins split the row's
 /// actual range rather than its exponent), and stopping as soon as the bucket of the k-th key is
 /// selected whole. One exclusive sum then gives each thread its first output slot.
-template <int kThreads, int kPerThread, int kDigitBits>
+template <int kThreads, int kPerThread, int kDigitBits, int kBarrier = 0>
 struct RegisterSelect {
   static_assert(kThreads % 32 == 0 && kPerThread <= 32, "whole warps, a 32-bit mask a thread");
   static constexpr int kWarps = kThreads / 32;
   static constexpr int kBins = 1 << kDigitBits;
-  // Thread t owns bins [kBins - (t + 1) * n, kBins - t * n) (from the top), n = kBinsPerThread.
-  static constexpr int kBinsPerThread = kBins >= kThreads ? kBins / kThreads : 1;
+  // Thread t owns bins [kBins - (t + 1) * n, kBins - t * n) (from the top), n = kBinsPerThread:
+  // kBins / kThreads rounded up to a power of two (the threads past kBins / n own none).
+  static constexpr int BinsPerThread() {
+    int n = 1;
+    while (n * kThreads < kBins) n *= 2;
+    return n;
+  }
+  static constexpr int kBinsPerThread = BinsPerThread();
   static_assert(kBins % kBinsPerThread == 0, "whole runs of bins");
 
   struct Shared {
@@ -95,6 +108,14 @@ struct RegisterSelect {
     uint32_t extremes[2][kWarps];
     uint32_t boundary[2];  // the bin of the need-th key, the keys in bins above it
   };
+
+  static __device__ __forceinline__ void Sync() {
+    if constexpr (kBarrier == 0) {
+      __syncthreads();
+    } else {
+      asm volatile("bar.sync %0, %1;" ::"n"(kBarrier), "n"(kThreads) : "memory");
+    }
+  }
 
   /// Exclusive sum of v over the CTA in thread order; *total receives the sum.
   static __device__ __forceinline__ uint32_t ExclusiveSum(Shared& s, int tid, uint32_t v,
@@ -111,7 +132,7 @@ struct RegisterSelect {
       return x - v;
     } else {
       if (lane == 31) s.warp_sums[warp] = x;
-      __syncthreads();
+      Sync();
       uint32_t before = 0, sum = 0;
 #pragma unroll
       for (int w = 0; w < kWarps; ++w) {
@@ -119,7 +140,7 @@ struct RegisterSelect {
         before += w < warp ? ws : 0u;
         sum += ws;
       }
-      __syncthreads();  // warp_sums is reused
+      Sync();  // warp_sums is reused
       *total = sum;
       return before + x - v;
     }
@@ -145,7 +166,7 @@ struct RegisterSelect {
     hi = __reduce_max_sync(0xffffffffu, hi);
     if constexpr (kWarps > 1) {
       if (lane == 0) s.extremes[0][warp] = lo, s.extremes[1][warp] = hi;
-      __syncthreads();
+      Sync();
 #pragma unroll
       for (int w = 0; w < kWarps; ++w) lo = min(lo, s.extremes[0][w]), hi = max(hi, s.extremes[1][w]);
     }
@@ -162,14 +183,14 @@ struct RegisterSelect {
       const int shift = bits_left - digit_bits;
       const uint32_t fixed = bits_left == 32 ? 0u : ~0u << bits_left;
       for (int i = tid; i < kBins; i += kThreads) s.hist[i] = 0;
-      __syncthreads();
+      Sync();
 #pragma unroll
       for (int j = 0; j < kPerThread; ++j) {
         if (first + j < len && (key[j] & fixed) == prefix) {
           atomicAdd(&s.hist[(key[j] >> shift) & ((1u << digit_bits) - 1)], 1u);
         }
       }
-      __syncthreads();
+      Sync();
       const int low = kBins - (tid + 1) * kBinsPerThread;  // < 0: this thread owns no bins
       uint32_t mine = 0;
       if (low >= 0) {
@@ -197,13 +218,13 @@ struct RegisterSelect {
           before += s.hist[low + i];
         }
       }
-      __syncthreads();
+      Sync();
       const uint32_t bin = s.boundary[0];
       prefix |= bin << shift;
       need_left -= static_cast<int>(s.boundary[1]);
       all_taken = static_cast<int>(s.hist[bin]) == need_left;  // the whole bin is selected
       bits_left = shift;
-      __syncthreads();  // the histogram and the boundary are reused
+      Sync();  // the histogram and the boundary are reused
     }
     *threshold = prefix;  // stopped early: the lower bits are zero
     *take_equal = all_taken ? len : need_left;
