@@ -96,7 +96,8 @@ struct Config {
   static constexpr int kTileKeys = Shape<kMathWarpgroups>::kTileKeys;
   static constexpr int kKeyTileBytes = Shape<kMathWarpgroups>::kKeyTileBytes;
   static constexpr int kCtasPerSm = ScoreCtasPerSm(kColumns, 1);
-  static constexpr int kStages = kSelect ? 2 : (kCtasPerSm == 2 ? (kMathWarpgroups == 2 ? 4 : 3) : 5);
+  static constexpr int kStages =
+      kSelect ? 2 : (kCtasPerSm == 2 ? (kMathWarpgroups == 2 ? 4 : 3) : 5);
   static constexpr int kQSlots = kSelect ? 1 : 2;
   static constexpr int kQOffset = 0;                               // [kQSlots][128 rows][128 B]
   static constexpr int kKeyOffset = kQOffset + kQSlots * kQBytes;  // [kStages][kTileKeys][128 B]
