@@ -7,7 +7,7 @@
 #
 # Environment: SKIP_TESTS, SKIP_SANITIZER, SKIP_BENCH, SKIP_TORCH, SKIP_MILLION, SKIP_EVAL (=1
 # skips that part), GTEST_ARGS, TEST_TIMEOUT (s, default 420), BENCH_ARGS. On the H100 the
-# tests take about 300 s, the sanitizers about 330 s and the rest about 40 s (plus the PyTorch
+# tests take about 300 s, the sanitizers about 330 s and the rest about 30 s (plus the PyTorch
 # baseline), so a check within 600 s calls runs in two:
 #   SKIP_SANITIZER=1 bench/gpu_check.sh .devbin          # tests, sweep, 1M, eval, baseline
 #   SKIP_TESTS=1 SKIP_BENCH=1 bench/gpu_check.sh .devbin  # memcheck and racecheck

@@ -447,7 +447,7 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
   // (FusedSelectionFits, not sorted by score; prefill: a decode query's candidates are split over
   // several CTAs): its scores never leave shared memory, so the workspace holds stage 1's only
   // and the chunks grow. Otherwise a top-k kernel follows it: on the H100 the on-chip selection
-  // made HISA prefill 1-4% slower (it stalls the CTA's scoring, bench/results/
+  // made HISA prefill 1-3% slower on average (it stalls the CTA's scoring, bench/results/
   // 2026-11-23-h100-onchip-stage2/).
   const bool on_chip = chunk < T && !job.opts->sorted && !hisa.paged &&
                        FusedSelectionFits(cfg.num_heads, m, B);
@@ -516,18 +516,16 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
     s2.scores = scores2;
     s2.score_stride = stride2;
     const bool absolute = job.opts->positions == PositionBase::kAbsolute;
-    if (on_chip) {  // 3 + 4: one query per CTA selects its top-k from shared memory
+    if (on_chip) {  // 3 + 4: one query per CTA selects its top-k from shared memory (prefill)
       s2.segments = 1;
       s2.topk_out = job.out->indices + t0 * cfg.top_k;
       s2.topk_scores = job.out->scores ? job.out->scores + t0 * cfg.top_k : nullptr;
       s2.topk_k = cfg.top_k;
       s2.topk_stride = cfg.top_k;
-      s2.topk_add = absolute && !hisa.paged ? job.ranges.base + t0 : nullptr;
-      s2.topk_paged = absolute && hisa.paged;
-      HISA_RETURN_IF_ERROR(LaunchScore(cfg.num_heads, s2, q_map, job.k_map, stream));
-      continue;
+      s2.topk_add = absolute ? job.ranges.base + t0 : nullptr;
     }
     HISA_RETURN_IF_ERROR(LaunchScore(cfg.num_heads, s2, q_map, job.k_map, stream));
+    if (on_chip) continue;
     // 4. Top-k of the candidates.
     TopkParams t2;
     t2.scores = scores2;

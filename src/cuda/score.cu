@@ -12,6 +12,9 @@
 //   warpgroups 0-2 (0-1): math (wgmma, ReLU-weighted head sum, kscale, masked store)
 //   the last warpgroup:   warp 0 issues the bulk tensor copies (q, keys), copies the group's
 //                         gates with the q rows, and finds the key rows
+//
+// With ScoreParams::topk_out (kSelect instances, HISA prefill stage 2) the math warps store a
+// query's scores to shared memory instead and select its top-k there (SelectOnChip).
 #include <cute/arch/copy_sm90_tma.hpp>
 #include <cute/arch/mma_sm90_desc.hpp>
 #include <cute/arch/mma_sm90_gmma.hpp>
@@ -296,7 +299,8 @@ __device__ __noinline__ void SelectOnChip(const ScoreParams& p, int t, int len, 
   const int first = tid * kPer;
   const int B = p.block_size;
   // The blocks of this thread's first and last candidates (B >= kPer: at most two) and the
-  // output offset, loaded while the row completes.
+  // output offset, loaded while the row completes: an output is then CandidateValue's position
+  // plus add with no dependent global load.
   const int32_t* blocks = p.blocks + int64_t{t} * p.blocks_stride;
   const int last = min(first + kPer, len) - 1;
   const int block0 = first < len ? __ldg(blocks + first / B) : 0;
@@ -319,8 +323,6 @@ __device__ __noinline__ void SelectOnChip(const ScoreParams& p, int t, int len, 
   const uint32_t taken = Select::Taken(s, tid, key, len, threshold, take_equal, &slot);
   int32_t* out = p.topk_out + int64_t{t} * p.topk_stride;
   float* out_scores = p.topk_scores ? p.topk_scores + int64_t{t} * p.topk_stride : nullptr;
-  const int32_t* pages =
-      p.topk_paged ? p.block_table + int64_t{t / p.next_n} * p.bt_stride : nullptr;
   const int first_block = first / B;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {  // in index order; static indices keep key[] in registers
@@ -328,7 +330,7 @@ __device__ __noinline__ void SelectOnChip(const ScoreParams& p, int t, int len, 
     int r;
     const int i = DivMod(first + j, B, &r);
     const int position = (i == first_block ? block0 : block1) * B + r;
-    out[slot] = pages ? PagedRowOf(pages, p.page_size, position) : position + add;
+    out[slot] = position + add;
     if (out_scores) out_scores[slot] = KeyScore(key[j]);
     ++slot;
   }
@@ -733,8 +735,10 @@ Status LaunchScore(int heads, const ScoreParams& params, const CUtensorMap& q_ma
   if (params.group_size < 1 || params.group_size * heads > kQueryRowsPerCta) {
     return {StatusCode::kInternal, "score kernel: bad group size"};
   }
+  // (blocks_stride is the block budget m: a stage-2 row's blocks.)
   if (params.topk_out != nullptr &&
-      (params.layout != KeyLayout::kBlocks || params.group_size != 1 || params.segments != 1 ||
+      (params.layout != KeyLayout::kBlocks || params.blocks_paged || params.group_size != 1 ||
+       params.segments != 1 ||
        !FusedSelectionFits(heads, params.blocks_stride, params.block_size) ||
        params.topk_k < 1 || params.topk_stride < params.topk_k)) {
     return {StatusCode::kInternal, "score kernel: selection on chip asked where it does not fit"};

@@ -4,7 +4,8 @@
 // group and every key coordinate c in the query's range [lo[t], hi[t]), and writes it to
 // scores[t][c - lo[t]]. What a "coordinate" is depends on the key layout: a key row (flat
 // prefill), a sequence position (paged decode), a block index (HISA stage 1), or an index into
-// the query's list of candidate keys (HISA stage 2). Selection runs afterwards (topk.h).
+// the query's list of candidate keys (HISA stage 2). Selection runs afterwards (topk.h), or, for
+// HISA stage 2 with topk_out set, inside the kernel (select.cuh).
 #pragma once
 
 #include <cuda.h>
@@ -66,14 +67,13 @@ struct ScoreParams {
   // writing scores, the CTA keeps query t's candidate scores in shared memory and writes their
   // top topk_k as TopkOutput::kCandidate does (select.cuh's order and tie rule) to
   // topk_out[t * topk_stride + i], -1 padded to topk_stride; topk_scores (or null) their scores,
-  // NaN padded. The values: position blocks[t][c / B] * B + c % B, plus topk_add[t] (or 0), or
-  // its paged row when topk_paged.
+  // NaN padded. The values: position blocks[t][c / B] * B + c % B, plus topk_add[t] (or 0).
+  // Prefill only (the keys are rows, not a paged cache).
   int32_t* topk_out = nullptr;
   float* topk_scores = nullptr;
   int32_t topk_k = 0;
   int32_t topk_stride = 0;
   const int32_t* topk_add = nullptr;
-  bool topk_paged = false;
 };
 
 /// Launches the scoring kernel for H heads (32, 64 or 128; D = 128, FP8 q and k). q_map and

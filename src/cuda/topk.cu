@@ -383,8 +383,9 @@ struct Topk {
   // (every 16th or 32nd run of 32 keys, SampleShift) gives, through two histogram rounds over its
   // keys, a threshold that about 1.5 times the sample's share of need reach; one pass over the row
   // keeps every key at or above it in shared memory (index order), and FinishBucket selects the
-  // need best of them there. One read of the row instead of a histogram pass and an emit pass (scores that are not
-  // in L2: flat prefill's top-k at 128K 481 -> 243 us on the H100; flat decode). When the sample
+  // need best of them there. One read of the row instead of a histogram pass and an emit pass
+  // (scores that are not in L2: flat prefill's top-k at 128K 481 -> 243 us on the H100; flat
+  // decode). When the sample
   // misjudged the row (fewer than need keys reach the threshold, or more than shared memory
   // holds), nothing is decided and the passes run instead.
   static constexpr int64_t kSampleMinLength = 16384;
