@@ -34,7 +34,7 @@ const Preset kPresets[] = {
 
 constexpr const char* kUsage =
     "usage: hisa_gpu_bench [--json] [--one | --decode-one | --million | --quick | --decode]\n"
-    "                      [--at N]\n"
+    "                      [--at N] [--workspace-limit MIB]\n"
     "\n"
     "Without a preset: the full GPU sweep of `hisa bench --backend cuda` (prefill 8K-128K, decode\n"
     "batch 1-128 at 32K and 128K, next_n 1 and 2; several minutes), flat and HISA side by side.\n"
@@ -46,6 +46,10 @@ constexpr const char* kUsage =
     "                at 128K; 10 repeats after 3 warm-up runs\n"
     "  --decode      the sweep's decode cases only (batch 1-128 at 32K and 128K, next_n 1 and 2)\n"
     "  --at N        with a preset: the prefill case at N keys instead\n"
+    "  --workspace-limit MIB\n"
+    "                cap on each call's extra device memory (RunOptions::workspace_limit_bytes,\n"
+    "                default 1024): below what a case needs, its queries run in chunks (and\n"
+    "                HISA prefill's stage 2 selects its top-k on chip)\n"
     "Progress goes to stderr, the table to stdout; times are milliseconds.\n";
 
 }  // namespace
@@ -69,6 +73,14 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "hisa_gpu_bench: --at needs a positive number of keys\n%s", kUsage);
         return 2;
       }
+    } else if (!std::strcmp(arg, "--workspace-limit")) {
+      const long long mib = i + 1 < argc ? std::atoll(argv[++i]) : 0;
+      if (mib <= 0) {
+        std::fprintf(stderr, "hisa_gpu_bench: --workspace-limit needs a positive number of MiB\n%s",
+                     kUsage);
+        return 2;
+      }
+      options.workspace_limit_bytes = static_cast<size_t>(mib) << 20;
     } else if (preset != std::end(kPresets)) {
       options.prefill_contexts = preset->prefill_contexts;
       options.decode_contexts = preset->decode_contexts;
