@@ -446,9 +446,10 @@ Status RunHisa(HisaJob& hisa, Scratch& scratch, cudaStream_t stream) {
   // Where the budget splits the queries into chunks, stage 2 selects on chip if it can
   // (FusedSelectionFits, not sorted by score; prefill: a decode query's candidates are split over
   // several CTAs): its scores never leave shared memory, so the workspace holds stage 1's only
-  // and the chunks grow. Otherwise a top-k kernel follows it: on the H100 the on-chip selection
-  // made HISA prefill 1-3% slower on average (it stalls the CTA's scoring, bench/results/
-  // 2026-11-23-h100-onchip-stage2/).
+  // and the chunks grow (on the H100, 12-21% faster than the chunked two-kernel path at 8 and
+  // 16 MiB, bench/results/2026-11-23-h100-onchip-regime/). Otherwise a top-k kernel follows it:
+  // unchunked, the on-chip selection made HISA prefill 1-3% slower on average (it stalls the
+  // CTA's scoring, bench/results/2026-11-23-h100-onchip-stage2/).
   const bool on_chip = chunk < T && !job.opts->sorted && !hisa.paged &&
                        FusedSelectionFits(cfg.num_heads, m, B);
   if (on_chip) {
