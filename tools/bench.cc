@@ -265,8 +265,15 @@ int RunBenchCuda(const BenchOptions& options) {
   if (status.ok()) status = ParseContexts(options.decode_contexts, &cuda.decode_contexts);
   if (options.queries_given) cuda.prefill_queries = options.queries;
   if (options.repeats_given) cuda.repeats = options.repeats;
-  cuda.decode_batches = options.batches;
+  cuda.decode_batches.clear();  // "" parses as 0: no decode (a batch of 0 divided by zero)
+  for (int32_t b : options.batches) {
+    if (b < 0 && status.ok()) {
+      status = {StatusCode::kInvalidArgument, fmt::format("--batches: {} is not a batch size", b)};
+    }
+    if (b > 0) cuda.decode_batches.push_back(b);
+  }
   cuda.next_ns = options.next_ns;
+  cuda.workspace_limit_bytes = static_cast<size_t>(options.workspace_limit_mib) << 20;
   if (status.ok() && !ParseRegime(options.regime, &cuda.regime)) {
     status = {StatusCode::kInvalidArgument,
               fmt::format("--regime: '{}' is not a regime", options.regime)};
@@ -286,11 +293,11 @@ int RunBenchCuda(const BenchOptions& options) {
   if (!status.ok()) return ReportError("bench", status);
   const std::string reproduce = fmt::format(
       "hisa bench --backend cuda {} --regime={} --contexts={} --queries={} --repeats={} "
-      "--decode-contexts={} --batches={} --next-n={} --seed={}",
+      "--decode-contexts={} --batches={} --next-n={} --workspace-limit={} --seed={}",
       ShapeArguments(options.shape), options.regime,
       fmt::join(cuda.prefill_contexts, ","), cuda.prefill_queries, cuda.repeats,
       fmt::join(cuda.decode_contexts, ","), fmt::join(cuda.decode_batches, ","),
-      fmt::join(cuda.next_ns, ","), cuda.seed);
+      fmt::join(cuda.next_ns, ","), options.workspace_limit_mib, cuda.seed);
   if (options.json) {
     nlohmann::json out;
     out["reproduce"] = reproduce;
@@ -368,13 +375,20 @@ void AddBenchOptions(CLI::App* command, BenchOptions* options) {
       ->default_str("32K,128K");
   command
       ->add_option("--batches", options->batches,
-                   "cuda only: decode batch sizes (sequences per step); empty skips decode")
+                   "cuda only: decode batch sizes (sequences per step); \"\" or 0 skips decode")
       ->delimiter(',')
       ->default_str("1,32,64,128");
   command
       ->add_option("--next-n", options->next_ns, "cuda only: query tokens per sequence in decode")
+      ->check(CLI::Range(1, std::numeric_limits<int32_t>::max()))
       ->delimiter(',')
       ->default_str("1,2");
+  command
+      ->add_option("--workspace-limit", options->workspace_limit_mib,
+                   "cuda only: cap on each call's extra device memory in MiB; below what a case "
+                   "needs, its queries run in chunks (HISA prefill's stage 2 then selects on chip)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
+      ->capture_default_str();
   command->parse_complete_callback([command, options] {
     options->contexts_given = command->count("--contexts") > 0;
     options->queries_given = command->count("--queries") > 0;
