@@ -265,7 +265,7 @@ int RunBenchCuda(const BenchOptions& options) {
   if (status.ok()) status = ParseContexts(options.decode_contexts, &cuda.decode_contexts);
   if (options.queries_given) cuda.prefill_queries = options.queries;
   if (options.repeats_given) cuda.repeats = options.repeats;
-  cuda.decode_batches.clear();  // "" parses as 0: no decode (a batch of 0 divided by zero)
+  cuda.decode_batches.clear();  // "" parses as 0: skips decode (RunCudaBench refuses batch 0)
   for (int32_t b : options.batches) {
     if (b < 0 && status.ok()) {
       status = {StatusCode::kInvalidArgument, fmt::format("--batches: {} is not a batch size", b)};

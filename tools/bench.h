@@ -24,7 +24,8 @@ struct BenchOptions {
   std::vector<std::string> decode_contexts = {"32K", "128K"};
   std::vector<int32_t> batches = {1, 32, 64, 128};
   std::vector<int32_t> next_ns = {1, 2};
-  int64_t workspace_limit_mib = 1024;  // RunOptions::workspace_limit_bytes of every call, in MiB
+  // RunOptions::workspace_limit_bytes of every call, in MiB (default: the library's).
+  int64_t workspace_limit_mib = static_cast<int64_t>(RunOptions{}.workspace_limit_bytes >> 20);
   bool contexts_given = false;
   bool queries_given = false;
   bool repeats_given = false;

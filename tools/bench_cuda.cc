@@ -428,6 +428,13 @@ Status RunCudaBench(const CudaBenchOptions& options,
   if (!BackendAvailable(Backend::kCuda, &why)) {
     return {StatusCode::kUnsupported, "backend = cuda: " + why};
   }
+  // The decode inputs divide by both (a batch or next_n of 0 would stop the sweep with SIGFPE).
+  for (int32_t batch : options.decode_batches) {
+    if (batch < 1) return {StatusCode::kInvalidArgument, fmt::format("decode batch {}", batch)};
+  }
+  for (int32_t next_n : options.next_ns) {
+    if (next_n < 1) return {StatusCode::kInvalidArgument, fmt::format("next_n {}", next_n)};
+  }
   for (int64_t context : options.prefill_contexts) {
     BENCH_TRY(BenchPrefill(options, context, progress, rows));
   }
